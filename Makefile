@@ -1,0 +1,43 @@
+# flashsale: the two commands a newcomer needs are `make run` and `make test`.
+GO ?= go
+# Go test flags for `make test`: race detector on, invariant checks on (the
+# invariants build tag turns on the expensive checks in the engine).
+TEST_FLAGS ?= -race -tags invariants -count=1 -timeout 20m
+
+.PHONY: test run bench bench-compare fuzz soak services vet
+
+# Everything: formatting, vet, the whole test suite with -race, short fuzz runs.
+# Brings up MariaDB and Redis first when none answers (scripts/ensure-services.sh).
+test: services vet
+	$(GO) test $(TEST_FLAGS) ./...
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime 10s ./wal
+	@if grep -qs 'func FuzzParse' server/*_test.go; then \
+		$(GO) test -run '^$$' -fuzz '^FuzzParse' -fuzztime 10s ./server; fi
+
+vet:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo 'gofmt needed'; exit 1; }
+	$(GO) vet ./...
+
+services:
+	@bash scripts/ensure-services.sh
+
+# Start the server with a small demo catalog; MySQL sync to the local MariaDB.
+run: services
+	$(GO) run ./cmd/flashsale serve --demo --data ./data \
+		--mysql-dsn 'root@tcp(127.0.0.1:3306)/test?parseTime=true'
+
+# Go micro-benchmarks (engine, wal, server).
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 3s ./engine ./wal ./server
+
+# The side-by-side comparison of docs/benchmarks.md (needs MariaDB and Redis).
+bench-compare: services
+	$(GO) run ./cmd/flashsale bench --compare --json docs/bench-compare.json --png docs/bench-compare.png
+
+# Longer fuzzing, beyond what `make test` runs.
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime 5m ./wal
+
+# Longer crash and randomized runs.
+soak: services
+	FLASHSALE_SOAK=1 $(GO) test $(TEST_FLAGS) -run 'Crash|Model' ./...

@@ -1,0 +1,200 @@
+package engine
+
+import (
+	"fmt"
+	"sync/atomic"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/flashsale/flashsale/wal"
+)
+
+// skuRef is how the engine reaches a SKU: its actor's PID and a few values
+// the actor publishes for reads without a hop.
+type skuRef struct {
+	id        string
+	pid       *actor.PID
+	available atomic.Int64 // published by the actor after each change
+	limit     atomic.Int64
+	inflight  atomic.Int64
+	// s is the SKU's state. Only the actor touches it once the actor runs;
+	// it lives here, not in the actor, so that a restarted actor keeps it.
+	s *sku
+}
+
+func (r *skuRef) publish() {
+	r.available.Store(r.s.available)
+	r.limit.Store(r.s.limit)
+}
+
+// skuActor is the thin shell around a SKU's state: it runs the pure checks,
+// hands records to the log, applies them in memory and never waits for an
+// fsync (the caller is answered by the log's Ack once the record is durable).
+type skuActor struct {
+	e   *Engine
+	ref *skuRef
+	buf []byte
+	rec wal.Record
+}
+
+// call is a caller waiting for one change: answered once (done) with the
+// record's seq, or with the error that refused it. It is the wal.Ack of its
+// record.
+type call struct {
+	done chan struct{}
+	seq  uint64
+	err  error
+	// finish, if set, runs when the outcome is known (before done is
+	// signalled), whether or not the caller still waits.
+	finish func(seq uint64, err error)
+}
+
+func newCall(finish func(uint64, error)) *call {
+	return &call{done: make(chan struct{}, 1), finish: finish}
+}
+
+// Durable implements wal.Ack.
+func (c *call) Durable(seq uint64, err error) {
+	c.seq, c.err = seq, err
+	if c.finish != nil {
+		c.finish(seq, err)
+	}
+	c.done <- struct{}{}
+}
+
+// refuse answers the call with err before any record was written.
+func (c *call) refuse(err error) { c.Durable(0, err) }
+
+// Messages a SKU actor takes.
+type (
+	// takeMsg: a single-SKU deduct or reservation, decided and logged by the
+	// actor (the hot path).
+	takeMsg struct {
+		c       *call
+		kind    wal.Kind
+		id      string
+		user    string
+		qty     int64
+		hash    uint64
+		nowMs   int64
+		expires int64
+	}
+	// prepareMsg: hold qty for a multi-SKU request; answered on reply.
+	prepareMsg struct {
+		index    int
+		id, user string
+		qty      int64
+		reply    chan<- prepareReply
+	}
+	prepareReply struct {
+		index int
+		err   error
+	}
+	// abortMsg releases a hold.
+	abortMsg struct{ id string }
+	// applyMsg applies one item of a record the coordinator logged (dropping
+	// the hold it had, if any) and answers on done.
+	applyMsg struct {
+		kind       wal.Kind
+		id, user   string
+		qty, limit int64
+		dropHold   bool // the record is a multi-SKU take that held stock under id
+		done       chan<- struct{}
+	}
+	// setMsg sets the total (and maybe the limit), logged by the actor.
+	setMsg struct {
+		c     *call
+		total int64
+		limit *int64
+		nowMs int64
+	}
+	// restockMsg adds to the total, logged by the actor.
+	restockMsg struct {
+		c     *call
+		id    string
+		qty   int64
+		hash  uint64
+		nowMs int64
+	}
+	getMsg struct{ reply chan SKUState }
+)
+
+// Receive handles one message. It never blocks: the log's Append only waits
+// while its queue is full (bounded backpressure).
+func (a *skuActor) Receive(ctx actor.Context) {
+	s := a.ref.s
+	switch m := ctx.Message().(type) {
+	case *takeMsg:
+		if err := s.checkTake(m.user, m.qty); err != nil {
+			m.c.refuse(err)
+			return
+		}
+		a.rec = wal.Record{Kind: m.kind, TimeMs: m.nowMs, RequestID: m.id, UserID: m.user, BodyHash: m.hash,
+			ExpiresAtMs: m.expires, Items: append(a.rec.Items[:0], wal.Item{SKU: s.id, Qty: m.qty})}
+		if !a.append(m.c) {
+			return
+		}
+		s.apply(m.kind, m.user, m.qty, 0)
+		a.ref.publish()
+	case *prepareMsg:
+		err := s.checkTake(m.user, m.qty)
+		if err == nil {
+			s.addHold(m.id, m.user, m.qty)
+		}
+		m.reply <- prepareReply{index: m.index, err: err}
+	case *abortMsg:
+		s.dropHold(m.id)
+	case *applyMsg:
+		if m.dropHold && !s.dropHold(m.id) {
+			panic(fmt.Sprintf("engine: sku %s: no hold for %s", s.id, m.id))
+		}
+		s.apply(m.kind, m.user, m.qty, m.limit)
+		a.ref.publish()
+		m.done <- struct{}{}
+	case *setMsg:
+		limit := s.limit
+		if m.limit != nil {
+			limit = *m.limit
+		}
+		if err := s.checkSetTotal(m.total); err != nil {
+			m.c.refuse(err)
+			return
+		}
+		delta := m.total - s.total
+		a.rec = wal.Record{Kind: wal.KindSetTotal, TimeMs: m.nowMs, RequestID: setTotalRequestID, LimitPerUser: limit,
+			Items: append(a.rec.Items[:0], wal.Item{SKU: s.id, Qty: delta})}
+		if !a.append(m.c) {
+			return
+		}
+		s.apply(wal.KindSetTotal, "", delta, limit)
+		a.ref.publish()
+	case *restockMsg:
+		if s.total+m.qty > TotalMax {
+			m.c.refuse(badRequest("restock of %d would take the total of %s past %d", m.qty, s.id, TotalMax))
+			return
+		}
+		a.rec = wal.Record{Kind: wal.KindRestock, TimeMs: m.nowMs, RequestID: m.id, BodyHash: m.hash,
+			Items: append(a.rec.Items[:0], wal.Item{SKU: s.id, Qty: m.qty})}
+		if !a.append(m.c) {
+			return
+		}
+		s.apply(wal.KindRestock, "", m.qty, 0)
+		a.ref.publish()
+	case *getMsg:
+		m.reply <- s.state()
+	}
+}
+
+// append logs a.rec with c as its Ack; on failure it answers c and reports
+// false, and the change must not be applied.
+func (a *skuActor) append(c *call) bool {
+	a.buf = a.rec.Encode(a.buf[:0])
+	if _, err := a.e.log.Append(a.buf, c); err != nil {
+		c.refuse(unavailable(err))
+		return false
+	}
+	return true
+}
+
+// setTotalRequestID is the request id of set_total records (PUT has no id).
+const setTotalRequestID = "admin-set-total"

@@ -1,0 +1,62 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// benchDeduct runs b.N durable single-unit deducts from callers goroutines,
+// spread over skus SKUs, and reports deductions/s.
+func benchDeduct(b *testing.B, skus, callers int) {
+	e, err := Open(Options{Dir: b.TempDir(), ExpiryTick: -1, RequestIDsMax: 1 << 22, SnapshotEveryRecords: 1 << 40})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer e.Close()
+	ctx := context.Background()
+	ids := make([]string, skus)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("sku-%d", i)
+		if _, _, err := e.SetSKU(ctx, SetSKURequest{SKU: ids[i], Total: TotalMax}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ResetTimer()
+	start := time.Now()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	for g := 0; g < callers; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				n := next.Add(1)
+				if n > int64(b.N) {
+					return
+				}
+				_, err := e.Deduct(ctx, DeductRequest{RequestID: "r" + itoa(n), Items: []Item{{SKU: ids[n%int64(skus)], Qty: 1}}})
+				if err != nil {
+					failed.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "deductions/s")
+	if failed.Load() > 0 {
+		b.Fatalf("%d deducts failed", failed.Load())
+	}
+}
+
+func itoa(n int64) string { return fmt.Sprint(n) }
+
+// BenchmarkDeductHotSKU: one SKU, 4096 concurrent callers, durable deducts.
+func BenchmarkDeductHotSKU(b *testing.B) { benchDeduct(b, 1, 4096) }
+
+// BenchmarkDeductManySKUs: 10,000 SKUs, uniform, 4096 concurrent callers.
+func BenchmarkDeductManySKUs(b *testing.B) { benchDeduct(b, 10_000, 4096) }

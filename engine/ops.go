@@ -1,0 +1,544 @@
+package engine
+
+import (
+	"container/heap"
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/flashsale/flashsale/wal"
+)
+
+func unavailable(err error) error { return fmt.Errorf("%w: %w", ErrUnavailable, err) }
+
+// Deduct sells every item at once (all or nothing). It returns after the
+// sale is durable.
+func (e *Engine) Deduct(ctx context.Context, r DeductRequest) (Result, error) {
+	return e.take(ctx, wal.KindDeduct, r.RequestID, r.UserID, r.Items, 0)
+}
+
+// Reserve holds every item (all or nothing) until Confirm, Cancel or expiry.
+func (e *Engine) Reserve(ctx context.Context, r ReserveRequest) (Result, error) {
+	ttl := r.TTL
+	if ttl == 0 {
+		ttl = e.opts.ReservationTTLDefault
+	} else if ttl < ReservationTTLMin || ttl > ReservationTTLMax {
+		return Result{}, badRequest("ttl: %v, want %v..%v", ttl, ReservationTTLMin, ReservationTTLMax)
+	}
+	return e.take(ctx, wal.KindReserve, r.RequestID, r.UserID, r.Items, ttl)
+}
+
+// take runs a deduct or a reservation: checks in the contract's order, the
+// idempotency claim, then the single-SKU fast path (one actor decides and
+// logs) or the multi-SKU path (holds on every SKU, one record, apply).
+func (e *Engine) take(ctx context.Context, kind wal.Kind, id, user string, items []Item, ttl time.Duration) (Result, error) {
+	if err := validID("request_id", id); err != nil {
+		return Result{}, err
+	}
+	if user != "" {
+		if err := validID("user_id", user); err != nil {
+			return Result{}, err
+		}
+	}
+	refs, err := e.validateItems(items)
+	if err != nil {
+		return Result{}, err
+	}
+	if user == "" {
+		for _, r := range refs {
+			if r.limit.Load() > 0 {
+				return Result{}, badRequest("user_id: required, sku %s has a per-user limit", r.id)
+			}
+		}
+	}
+	hash := bodyHash(kind, user, items, int64(ttl/time.Millisecond))
+	if err := e.enter(); err != nil {
+		return Result{}, err
+	}
+	defer e.leave()
+	now := e.nowMs()
+	var expires int64
+	if kind == wal.KindReserve {
+		expires = now + ttl.Milliseconds()
+	}
+	req, found, err := e.requests.claim(ctx, id, func() *request {
+		return &request{id: id, kind: kind, user: user, hash: hash, doneMs: now, expires: expires, items: toWALItems(items)}
+	})
+	if err != nil {
+		return Result{}, err
+	}
+	if found == claimDone {
+		if req.kind != kind || req.hash != hash {
+			return Result{}, fmt.Errorf("%w: request_id %s was used with another body", ErrRequestIDConflict, id)
+		}
+		return Result{Seq: req.seq, Replayed: true, ExpiresAtMs: req.expires}, nil
+	}
+	status := statusDeducted
+	if kind == wal.KindReserve {
+		status = statusReserved
+	}
+	finish := func(seq uint64, err error) {
+		e.requests.finish(req, err == nil, seq, status)
+		if err == nil && kind == wal.KindReserve {
+			e.expiries.push(id, expires)
+		}
+	}
+	if len(refs) == 1 {
+		return e.takeOne(ctx, refs[0], req, finish, hash, now)
+	}
+	return e.takeMany(ctx, refs, req, finish, hash, now)
+}
+
+func (e *Engine) takeOne(ctx context.Context, ref *skuRef, req *request, finish func(uint64, error), hash uint64, now int64) (Result, error) {
+	qty := req.items[0].Qty
+	// Sold out: answered here, without a hop to the actor. (A retry of a
+	// request that succeeded was answered above, by the claim.)
+	if avail := ref.available.Load(); avail == 0 {
+		finish(0, ErrSoldOut)
+		return Result{}, &ItemError{Err: ErrSoldOut, SKU: ref.id}
+	}
+	if ref.inflight.Add(1) > e.opts.SKUInFlightMax {
+		ref.inflight.Add(-1)
+		finish(0, ErrOverloaded)
+		return Result{}, ErrOverloaded
+	}
+	c := newCall(func(seq uint64, err error) {
+		finish(seq, err)
+		ref.inflight.Add(-1)
+	})
+	e.root.Send(ref.pid, &takeMsg{c: c, kind: req.kind, id: req.id, user: req.user, qty: qty, hash: hash,
+		nowMs: now, expires: req.expires})
+	select {
+	case <-c.done:
+	case <-ctx.Done():
+		return Result{}, ctx.Err()
+	}
+	if c.err != nil {
+		return Result{}, c.err
+	}
+	return Result{Seq: c.seq, ExpiresAtMs: req.expires}, nil
+}
+
+func (e *Engine) takeMany(ctx context.Context, refs []*skuRef, req *request, finish func(uint64, error), hash uint64, now int64) (Result, error) {
+	reply := make(chan prepareReply, len(refs))
+	for i, r := range refs {
+		e.root.Send(r.pid, &prepareMsg{index: i, id: req.id, user: req.user, qty: req.items[i].Qty, reply: reply})
+	}
+	errs := make([]error, len(refs))
+	failed := false
+	for range refs {
+		p := <-reply
+		errs[p.index] = p.err
+		failed = failed || p.err != nil
+	}
+	if failed {
+		for i, r := range refs {
+			if errs[i] == nil {
+				e.root.Send(r.pid, &abortMsg{id: req.id})
+			}
+		}
+		finish(0, ErrInsufficientStock)
+		for _, err := range errs {
+			if err != nil {
+				return Result{}, err // the first failing item in request order
+			}
+		}
+	}
+	rec := &wal.Record{Kind: req.kind, TimeMs: now, RequestID: req.id, UserID: req.user, BodyHash: hash,
+		ExpiresAtMs: req.expires, Items: req.items}
+	seq, err := e.logAndApply(ctx, rec, refs, true, finish)
+	if err != nil {
+		return Result{}, err
+	}
+	return Result{Seq: seq, ExpiresAtMs: req.expires}, nil
+}
+
+// logAndApply is the coordinator path for a record that spans SKUs (or whose
+// decision was made outside the actors): log it first, then apply it in every
+// SKU's actor, then wait for durability. Logging before applying keeps causal
+// order: nothing can use what the change frees before the change is logged.
+// finish runs once the record is both durable and applied everywhere (or has
+// failed), even when ctx ends first.
+func (e *Engine) logAndApply(ctx context.Context, rec *wal.Record, refs []*skuRef, held bool, finish func(uint64, error)) (uint64, error) {
+	c := newCall(nil)
+	if _, err := e.log.Append(rec.Encode(nil), c); err != nil {
+		if held {
+			for _, r := range refs {
+				e.root.Send(r.pid, &abortMsg{id: rec.RequestID})
+			}
+		}
+		err = unavailable(err)
+		finish(0, err)
+		return 0, err
+	}
+	applied := make(chan struct{}, len(refs))
+	for i, r := range refs {
+		e.root.Send(r.pid, &applyMsg{kind: rec.Kind, id: rec.RequestID, user: rec.UserID, qty: rec.Items[i].Qty,
+			limit: rec.LimitPerUser, dropHold: held, done: applied})
+	}
+	for range refs {
+		<-applied // actors never block, so this wait is short and bounded
+	}
+	select {
+	case <-c.done:
+	case <-ctx.Done():
+		go func() {
+			<-c.done
+			finish(c.seq, c.err)
+		}()
+		return 0, ctx.Err()
+	}
+	finish(c.seq, c.err)
+	if c.err != nil {
+		return 0, unavailable(c.err)
+	}
+	return c.seq, nil
+}
+
+// refsOf returns the refs of items' SKUs, which must exist (SKUs are never
+// removed, and items come from a remembered request).
+func (e *Engine) refsOf(items []wal.Item) []*skuRef {
+	refs := make([]*skuRef, len(items))
+	for i, it := range items {
+		if refs[i] = e.ref(it.SKU); refs[i] == nil {
+			panic(fmt.Sprintf("engine: remembered request names unknown sku %q", it.SKU))
+		}
+	}
+	return refs
+}
+
+// settle logs and applies a confirm, cancel or expiry of reservation r, which
+// the caller holds busy; r is released when done.
+func (e *Engine) settle(ctx context.Context, r *request, kind wal.Kind, now int64) (uint64, error) {
+	rec := &wal.Record{Kind: kind, TimeMs: now, RequestID: r.id, UserID: r.user, Items: r.items}
+	status := map[wal.Kind]uint8{wal.KindConfirm: statusConfirmed, wal.KindCancel: statusCancelled, wal.KindExpire: statusExpired}[kind]
+	return e.logAndApply(ctx, rec, e.refsOf(r.items), false, func(seq uint64, err error) {
+		e.requests.release(r, func(r *request) {
+			if err == nil {
+				r.status, r.settleSeq = status, seq
+			}
+		})
+	})
+}
+
+// Confirm turns a reservation into a sale.
+func (e *Engine) Confirm(ctx context.Context, requestID string) (Result, error) {
+	return e.settleByClient(ctx, requestID, wal.KindConfirm)
+}
+
+// Cancel releases a reservation.
+func (e *Engine) Cancel(ctx context.Context, requestID string) (Result, error) {
+	return e.settleByClient(ctx, requestID, wal.KindCancel)
+}
+
+func (e *Engine) settleByClient(ctx context.Context, id string, kind wal.Kind) (Result, error) {
+	if err := validID("request_id", id); err != nil {
+		return Result{}, err
+	}
+	if err := e.enter(); err != nil {
+		return Result{}, err
+	}
+	defer e.leave()
+	r, err := e.requests.acquire(ctx, id)
+	if err != nil {
+		return Result{}, err
+	}
+	if r == nil {
+		return Result{}, fmt.Errorf("%w: %s", ErrUnknownRequest, id)
+	}
+	done := statusConfirmed
+	if kind == wal.KindCancel {
+		done = statusCancelled
+	}
+	var refusal error
+	switch {
+	case r.kind != wal.KindReserve:
+		refusal = ErrNotAReservation
+	case r.status == done:
+		seq := r.settleSeq
+		e.requests.release(r, nil)
+		return Result{Seq: seq, Replayed: true}, nil
+	case r.status == statusConfirmed:
+		refusal = ErrAlreadyConfirmed
+	case r.status == statusCancelled:
+		refusal = ErrReservationCanceled
+	case r.status == statusExpired:
+		refusal = ErrReservationExpired
+	}
+	if refusal != nil {
+		e.requests.release(r, nil)
+		return Result{}, fmt.Errorf("%w: %s", refusal, id)
+	}
+	now := e.nowMs()
+	if now >= r.expires {
+		if _, err := e.settle(ctx, r, wal.KindExpire, now); err != nil {
+			return Result{}, err
+		}
+		return Result{}, fmt.Errorf("%w: %s", ErrReservationExpired, id)
+	}
+	seq, err := e.settle(ctx, r, kind, now)
+	if err != nil {
+		return Result{}, err
+	}
+	return Result{Seq: seq}, nil
+}
+
+// Return gives back some of what a sale sold. ReturnID makes it idempotent;
+// a sale may be returned in several parts, never beyond what it sold.
+func (e *Engine) Return(ctx context.Context, rr ReturnRequest) (Result, error) {
+	if err := validID("return_id", rr.ReturnID); err != nil {
+		return Result{}, err
+	}
+	if err := validID("request_id", rr.RequestID); err != nil {
+		return Result{}, err
+	}
+	refs, err := e.validateItems(rr.Items)
+	if err != nil {
+		return Result{}, err
+	}
+	hash := bodyHash(wal.KindReturn, rr.RequestID, rr.Items, 0)
+	if err := e.enter(); err != nil {
+		return Result{}, err
+	}
+	defer e.leave()
+	now := e.nowMs()
+	ret, found, err := e.returns.claim(ctx, rr.ReturnID, func() *request {
+		return &request{id: rr.ReturnID, kind: wal.KindReturn, hash: hash, doneMs: now}
+	})
+	if err != nil {
+		return Result{}, err
+	}
+	if found == claimDone {
+		if ret.hash != hash {
+			return Result{}, fmt.Errorf("%w: return_id %s was used with another body", ErrRequestIDConflict, rr.ReturnID)
+		}
+		return Result{Seq: ret.seq, Replayed: true}, nil
+	}
+	r, err := e.requests.acquire(ctx, rr.RequestID)
+	if err != nil || r == nil {
+		e.returns.finish(ret, false, 0, 0)
+		if err != nil {
+			return Result{}, err
+		}
+		return Result{}, fmt.Errorf("%w: %s", ErrUnknownRequest, rr.RequestID)
+	}
+	for _, it := range rr.Items {
+		if i := r.itemIndex(it.SKU); i < 0 || r.soldQty(i) < it.Qty {
+			e.requests.release(r, nil)
+			e.returns.finish(ret, false, 0, 0)
+			return Result{}, &ItemError{Err: ErrReturnExceedsSold, SKU: it.SKU}
+		}
+	}
+	items := toWALItems(rr.Items)
+	rec := &wal.Record{Kind: wal.KindReturn, TimeMs: now, RequestID: rr.ReturnID, RefID: r.id, UserID: r.user,
+		BodyHash: hash, Items: items}
+	seq, err := e.logAndApply(ctx, rec, refs, false, func(seq uint64, err error) {
+		e.requests.release(r, func(r *request) {
+			if err == nil {
+				r.addReturned(items)
+			}
+		})
+		e.returns.finish(ret, err == nil, seq, statusDone)
+	})
+	if err != nil {
+		return Result{}, err
+	}
+	return Result{Seq: seq}, nil
+}
+
+// Restock adds to a SKU's total. A retry with the same id adds nothing and
+// answers with the SKU as it is now.
+func (e *Engine) Restock(ctx context.Context, rr RestockRequest) (SKUState, Result, error) {
+	if err := validID("request_id", rr.RequestID); err != nil {
+		return SKUState{}, Result{}, err
+	}
+	if err := validID("sku", rr.SKU); err != nil {
+		return SKUState{}, Result{}, err
+	}
+	if rr.Qty < 1 || rr.Qty > QtyMax {
+		return SKUState{}, Result{}, badRequest("qty: %d, want 1..%d", rr.Qty, QtyMax)
+	}
+	ref := e.ref(rr.SKU)
+	if ref == nil {
+		return SKUState{}, Result{}, &ItemError{Err: ErrUnknownSKU, SKU: rr.SKU}
+	}
+	hash := bodyHash(wal.KindRestock, "", []Item{{rr.SKU, rr.Qty}}, 0)
+	if err := e.enter(); err != nil {
+		return SKUState{}, Result{}, err
+	}
+	defer e.leave()
+	now := e.nowMs()
+	req, found, err := e.restocks.claim(ctx, rr.RequestID, func() *request {
+		return &request{id: rr.RequestID, kind: wal.KindRestock, hash: hash, doneMs: now}
+	})
+	if err != nil {
+		return SKUState{}, Result{}, err
+	}
+	res := Result{Seq: req.seq, Replayed: true}
+	if found == claimDone {
+		if req.hash != hash {
+			return SKUState{}, Result{}, fmt.Errorf("%w: request_id %s was used with another body", ErrRequestIDConflict, rr.RequestID)
+		}
+	} else {
+		c := newCall(func(seq uint64, err error) { e.restocks.finish(req, err == nil, seq, statusDone) })
+		e.root.Send(ref.pid, &restockMsg{c: c, id: rr.RequestID, qty: rr.Qty, hash: hash, nowMs: now})
+		if err := waitCall(ctx, c); err != nil {
+			return SKUState{}, Result{}, err
+		}
+		res = Result{Seq: c.seq}
+	}
+	st, err := e.Get(ctx, rr.SKU)
+	return st, res, err
+}
+
+// SetSKU creates a SKU or sets its total (and, if given, its per-user
+// limit). The total may not go below what is reserved and sold.
+func (e *Engine) SetSKU(ctx context.Context, sr SetSKURequest) (SKUState, Result, error) {
+	if err := validID("sku", sr.SKU); err != nil {
+		return SKUState{}, Result{}, err
+	}
+	if sr.Total < 0 || sr.Total > TotalMax {
+		return SKUState{}, Result{}, badRequest("total: %d, want 0..%d", sr.Total, TotalMax)
+	}
+	if sr.LimitPerUser != nil && (*sr.LimitPerUser < 0 || *sr.LimitPerUser > LimitMax) {
+		return SKUState{}, Result{}, badRequest("limit_per_user: %d, want 0..%d", *sr.LimitPerUser, LimitMax)
+	}
+	if err := e.enter(); err != nil {
+		return SKUState{}, Result{}, err
+	}
+	defer e.leave()
+	ref := e.ensureSKU(sr.SKU)
+	c := newCall(nil)
+	e.root.Send(ref.pid, &setMsg{c: c, total: sr.Total, limit: sr.LimitPerUser, nowMs: e.nowMs()})
+	if err := waitCall(ctx, c); err != nil {
+		return SKUState{}, Result{}, err
+	}
+	st, err := e.Get(ctx, sr.SKU)
+	return st, Result{Seq: c.seq}, err
+}
+
+func waitCall(ctx context.Context, c *call) error {
+	select {
+	case <-c.done:
+		return c.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// ensureSKU returns the SKU's ref, creating the SKU (empty) and its actor
+// when it does not exist.
+func (e *Engine) ensureSKU(id string) *skuRef {
+	if r := e.ref(id); r != nil {
+		return r
+	}
+	e.skuMu.Lock()
+	defer e.skuMu.Unlock()
+	if r := e.ref(id); r != nil {
+		return r
+	}
+	return e.spawn(newSKU(id))
+}
+
+func (e *Engine) spawn(s *sku) *skuRef {
+	r := &skuRef{id: s.id, s: s}
+	r.publish()
+	r.pid = e.root.Spawn(actor.PropsFromProducer(func() actor.Actor { return &skuActor{e: e, ref: r} }))
+	e.skus.Store(s.id, r)
+	return r
+}
+
+// ExpireDue releases every reservation whose time has come (by the engine's
+// clock) and forgets ids older than the idempotency window. The background
+// loop calls it every ExpiryTick; with an injected clock, tests call it.
+func (e *Engine) ExpireDue(ctx context.Context) (int, error) {
+	now := e.nowMs()
+	n := 0
+	for _, due := range e.expiries.popDue(now) {
+		r, again := e.requests.tryAcquire(due.id)
+		if again {
+			e.expiries.push(due.id, due.at) // a confirm or cancel is in flight; look again next time
+			continue
+		}
+		if r == nil {
+			continue // forgotten
+		}
+		if r.status != statusReserved || r.expires != due.at {
+			e.requests.release(r, nil)
+			continue
+		}
+		if _, err := e.settle(ctx, r, wal.KindExpire, now); err != nil {
+			return n, err
+		}
+		n++
+	}
+	cutoff := now - e.opts.IdempotencyWindow.Milliseconds()
+	e.requests.forget(cutoff)
+	e.restocks.forget(cutoff)
+	e.returns.forget(cutoff)
+	return n, nil
+}
+
+func (e *Engine) background() {
+	defer e.bg.Done()
+	t := time.NewTicker(e.opts.ExpiryTick)
+	defer t.Stop()
+	for {
+		select {
+		case <-e.stop:
+			return
+		case <-t.C:
+		}
+		if _, err := e.ExpireDue(context.Background()); err != nil {
+			e.opts.Logger.Error("engine: expiring reservations", "err", err)
+		}
+		if e.log.Durable()-e.snapSeq.Load() >= e.opts.SnapshotEveryRecords {
+			if err := e.snapshot(); err != nil {
+				e.opts.Logger.Error("engine: snapshot", "err", err)
+			}
+		}
+	}
+}
+
+// expiryQueue orders open reservations by deadline.
+type expiryQueue struct {
+	mu sync.Mutex
+	h  expiryHeap
+}
+
+type due struct {
+	at int64
+	id string
+}
+
+type expiryHeap []due
+
+func (h expiryHeap) Len() int           { return len(h) }
+func (h expiryHeap) Less(i, j int) bool { return h[i].at < h[j].at }
+func (h expiryHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *expiryHeap) Push(x any)        { *h = append(*h, x.(due)) }
+func (h *expiryHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
+
+func (q *expiryQueue) push(id string, at int64) {
+	q.mu.Lock()
+	heap.Push(&q.h, due{at, id})
+	q.mu.Unlock()
+}
+
+func (q *expiryQueue) popDue(now int64) []due {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	var out []due
+	for len(q.h) > 0 && q.h[0].at <= now {
+		out = append(out, heap.Pop(&q.h).(due))
+	}
+	return out
+}

@@ -1,0 +1,467 @@
+package engine
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"math"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/flashsale/flashsale/wal"
+)
+
+// Snapshots. A snapshot is the State folded from the log up to its Seq,
+// written to "snapshot-<seq as 16 hex digits>" in the data directory:
+//
+//	magic "FSSNAP01" | body | crc32c(body), big-endian
+//
+// body: uvarint seq; the SKUs; then the requests, restocks and returns tables
+// (the encoding is in writeState). It is written to a temporary name, fsynced,
+// renamed and the directory fsynced, so a crash leaves either the old or the
+// new snapshot, never half of one. Snapshots are made from the log alone
+// (never from the actors' live state), which makes them consistent without
+// pausing anything: the snapshotter folds the durable records since the last
+// snapshot into a shadow State.
+
+const (
+	snapshotMagic  = "FSSNAP01"
+	snapshotPrefix = "snapshot-"
+	// snapshotStringBytesMax bounds a string read from a snapshot.
+	snapshotStringBytesMax = 1 << 10
+)
+
+var errSnapshotCorrupt = errors.New("engine: corrupt snapshot")
+
+func snapshotName(seq uint64) string { return fmt.Sprintf("%s%016x", snapshotPrefix, seq) }
+
+// listSnapshots returns the seqs of the snapshots in dir, ascending.
+func listSnapshots(fs vfs.FS, dir string) ([]uint64, error) {
+	names, err := fs.List(dir)
+	if err != nil {
+		return nil, err
+	}
+	var seqs []uint64
+	for _, n := range names {
+		if !strings.HasPrefix(n, snapshotPrefix) || len(n) != len(snapshotPrefix)+16 {
+			continue
+		}
+		seq, err := strconv.ParseUint(n[len(snapshotPrefix):], 16, 64)
+		if err == nil {
+			seqs = append(seqs, seq)
+		}
+	}
+	slices.Sort(seqs)
+	return seqs, nil
+}
+
+// loadState returns the newest snapshot at or below upTo (an empty State if
+// there is none) and folds the log after it up to upTo.
+func loadState(fs vfs.FS, dir string, l *wal.Log, upTo uint64) (*State, error) {
+	seqs, err := listSnapshots(fs, dir)
+	if err != nil {
+		return nil, err
+	}
+	st := NewState()
+	for i := len(seqs) - 1; i >= 0; i-- {
+		if seqs[i] <= upTo {
+			if st, err = readSnapshot(fs, fs.PathJoin(dir, snapshotName(seqs[i]))); err != nil {
+				return nil, err
+			}
+			break
+		}
+	}
+	return st, foldLog(l, st, upTo)
+}
+
+// foldLog folds the durable records after st.Seq up to upTo into st.
+func foldLog(l *wal.Log, st *State, upTo uint64) error {
+	from := st.Seq + 1
+	if upTo < from || l.Durable() < from {
+		return nil
+	}
+	if l.First() > from {
+		return fmt.Errorf("engine: the log starts at %d but the state needs it from %d", l.First(), from)
+	}
+	var rec wal.Record
+	return l.Read(from, upTo, func(seq uint64, b []byte) error {
+		if err := rec.Decode(b); err != nil {
+			return fmt.Errorf("engine: record %d: %w", seq, err)
+		}
+		return st.Fold(seq, &rec)
+	})
+}
+
+// recover builds the state to serve from: the newest snapshot plus the log.
+func (e *Engine) recover() (*State, error) {
+	st, err := loadState(e.opts.FS, e.opts.Dir, e.log, math.MaxUint64)
+	if err != nil {
+		return nil, err
+	}
+	seqs, _ := listSnapshots(e.opts.FS, e.opts.Dir)
+	if len(seqs) > 0 {
+		e.snapSeq.Store(seqs[len(seqs)-1])
+	}
+	if st.Seq < e.log.Durable() && st.Seq+1 < e.log.First() {
+		return nil, fmt.Errorf("engine: state at %d, log from %d", st.Seq, e.log.First())
+	}
+	return st, nil
+}
+
+// install hands a recovered State to the live engine: SKU actors, tables and
+// the expiry queue. The live engine owns st's parts afterwards.
+func (e *Engine) install(st *State) {
+	for _, s := range st.skus {
+		e.spawn(s)
+	}
+	for _, r := range st.requests {
+		e.requests.insert(r)
+		if r.status == statusReserved {
+			e.expiries.push(r.id, r.expires)
+		}
+	}
+	for _, r := range st.restocks {
+		e.restocks.insert(r)
+	}
+	for _, r := range st.returns {
+		e.returns.insert(r)
+	}
+}
+
+// StateAt returns the engine's state as of log record seq, folded from the
+// newest snapshot at or below seq and the log after it. seq must not be
+// beyond Durable, nor below the oldest snapshot the engine keeps.
+func (e *Engine) StateAt(seq uint64) (*State, error) {
+	if seq > e.log.Durable() {
+		return nil, fmt.Errorf("engine: state at %d: beyond durable %d", seq, e.log.Durable())
+	}
+	st, err := loadState(e.opts.FS, e.opts.Dir, e.log, seq)
+	if err != nil {
+		return nil, err
+	}
+	if st.Seq != seq && seq >= e.log.First() {
+		return nil, fmt.Errorf("engine: state at %d: folded only to %d", seq, st.Seq)
+	}
+	return st, nil
+}
+
+// ReadState opens the data directory dir of an engine that is not running
+// and returns its state as of record upTo (math.MaxUint64: everything).
+func ReadState(fs vfs.FS, dir string, upTo uint64) (*State, error) {
+	if fs == nil {
+		fs = vfs.Default
+	}
+	l, err := wal.Open(fs.PathJoin(dir, "log"), wal.Options{FS: fs})
+	if err != nil {
+		return nil, err
+	}
+	defer l.Close()
+	return loadState(fs, dir, l, upTo)
+}
+
+// snapshot folds the records since the last snapshot into the shadow state,
+// writes it, then truncates the log below the newest snapshot that is also
+// synced (with KeepUnsynced) and deletes snapshots older than that one.
+func (e *Engine) snapshot() error {
+	e.snapMu.Lock()
+	defer e.snapMu.Unlock()
+	fs, dir := e.opts.FS, e.opts.Dir
+	if e.shadow == nil {
+		st, err := loadState(fs, dir, e.log, e.snapSeq.Load())
+		if err != nil {
+			return err
+		}
+		e.shadow = st
+	}
+	if err := foldLog(e.log, e.shadow, e.log.Durable()); err != nil {
+		e.shadow = nil
+		return err
+	}
+	st := e.shadow
+	if st.Seq > e.snapSeq.Load() {
+		cutoff := e.nowMs() - e.opts.IdempotencyWindow.Milliseconds()
+		for _, m := range []map[string]*request{st.requests, st.restocks, st.returns} {
+			forgetOld(m, cutoff)
+			trimToCap(m, e.opts.RequestIDsMax)
+		}
+		if err := writeSnapshot(fs, dir, st); err != nil {
+			return err
+		}
+		e.snapSeq.Store(st.Seq)
+	}
+	return e.truncate()
+}
+
+func (e *Engine) truncate() error {
+	fs, dir := e.opts.FS, e.opts.Dir
+	seqs, err := listSnapshots(fs, dir)
+	if err != nil {
+		return err
+	}
+	limit := uint64(math.MaxUint64)
+	if e.opts.KeepUnsynced {
+		limit = e.synced.Load()
+	}
+	base := -1
+	for i, s := range seqs {
+		if s <= limit {
+			base = i
+		}
+	}
+	if base < 0 {
+		return nil
+	}
+	if err := e.log.Truncate(seqs[base] + 1); err != nil {
+		return err
+	}
+	for _, s := range seqs[:base] {
+		if err := fs.Remove(fs.PathJoin(dir, snapshotName(s))); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// trimToCap forgets the oldest finished ids beyond max.
+func trimToCap(m map[string]*request, max int) {
+	if len(m) <= max {
+		return
+	}
+	times := make([]int64, 0, len(m))
+	for _, r := range m {
+		times = append(times, r.doneMs)
+	}
+	sort.Slice(times, func(i, j int) bool { return times[i] > times[j] })
+	forgetOld(m, times[max-1])
+}
+
+func writeSnapshot(fs vfs.FS, dir string, st *State) error {
+	final := fs.PathJoin(dir, snapshotName(st.Seq))
+	tmp := final + ".tmp"
+	f, err := fs.Create(tmp, vfs.WriteCategoryUnspecified)
+	if err != nil {
+		return fmt.Errorf("engine: snapshot: %w", err)
+	}
+	bw := bufio.NewWriterSize(f, 1<<20)
+	crc := crc32.New(castagnoli)
+	w := &snapWriter{w: io.MultiWriter(bw, crc)}
+	bw.WriteString(snapshotMagic)
+	writeState(w, st)
+	err = w.err
+	if err == nil {
+		err = binary.Write(bw, binary.BigEndian, crc.Sum32())
+	}
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = fs.Rename(tmp, final)
+	}
+	if err == nil {
+		err = syncDir(fs, dir)
+	}
+	if err != nil {
+		fs.Remove(tmp)
+		return fmt.Errorf("engine: snapshot: %w", err)
+	}
+	return nil
+}
+
+func syncDir(fs vfs.FS, dir string) error {
+	d, err := fs.OpenDir(dir)
+	if err != nil {
+		return err
+	}
+	if err := d.Sync(); err != nil {
+		d.Close()
+		return err
+	}
+	return d.Close()
+}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+func writeState(w *snapWriter, st *State) {
+	w.uvarint(st.Seq)
+	w.uvarint(uint64(len(st.skus)))
+	for _, s := range st.skus {
+		w.str(s.id)
+		for _, v := range []int64{s.total, s.available, s.reserved, s.sold, s.limit} {
+			w.varint(v)
+		}
+		w.uvarint(uint64(len(s.users)))
+		for u, q := range s.users {
+			w.str(u)
+			w.varint(q)
+		}
+	}
+	for _, m := range []map[string]*request{st.requests, st.restocks, st.returns} {
+		w.uvarint(uint64(len(m)))
+		for _, r := range m {
+			w.str(r.id)
+			w.uvarint(uint64(r.kind))
+			w.uvarint(uint64(r.status))
+			w.str(r.user)
+			w.uvarint(r.hash)
+			w.uvarint(r.seq)
+			w.varint(r.doneMs)
+			w.varint(r.expires)
+			w.uvarint(r.settleSeq)
+			w.uvarint(uint64(len(r.items)))
+			for i, it := range r.items {
+				w.str(it.SKU)
+				w.varint(it.Qty)
+				var ret int64
+				if r.returned != nil {
+					ret = r.returned[i]
+				}
+				w.varint(ret)
+			}
+		}
+	}
+}
+
+type snapWriter struct {
+	w   io.Writer
+	buf [binary.MaxVarintLen64]byte
+	err error
+}
+
+func (w *snapWriter) write(b []byte) {
+	if w.err == nil {
+		_, w.err = w.w.Write(b)
+	}
+}
+func (w *snapWriter) uvarint(v uint64) { w.write(w.buf[:binary.PutUvarint(w.buf[:], v)]) }
+func (w *snapWriter) varint(v int64)   { w.write(w.buf[:binary.PutVarint(w.buf[:], v)]) }
+func (w *snapWriter) str(s string) {
+	w.uvarint(uint64(len(s)))
+	w.write([]byte(s))
+}
+
+func readSnapshot(fs vfs.FS, path string) (*State, error) {
+	f, err := fs.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(f)
+	if err != nil {
+		return nil, err
+	}
+	if len(data) < len(snapshotMagic)+4 || string(data[:len(snapshotMagic)]) != snapshotMagic {
+		return nil, fmt.Errorf("%w: %s: bad header", errSnapshotCorrupt, path)
+	}
+	body := data[len(snapshotMagic) : len(data)-4]
+	if crc32.Checksum(body, castagnoli) != binary.BigEndian.Uint32(data[len(data)-4:]) {
+		return nil, fmt.Errorf("%w: %s: checksum mismatch", errSnapshotCorrupt, path)
+	}
+	r := &snapReader{b: body}
+	st := NewState()
+	st.Seq = r.uvarint()
+	for n := r.count(); n > 0 && r.err == nil; n-- {
+		s := newSKU(r.str())
+		s.total, s.available, s.reserved, s.sold, s.limit = r.varint(), r.varint(), r.varint(), r.varint(), r.varint()
+		for u := r.count(); u > 0 && r.err == nil; u-- {
+			s.users[r.str()] = r.varint()
+		}
+		if s.available < 0 || s.reserved < 0 || s.sold < 0 || s.total != s.available+s.reserved+s.sold {
+			return nil, fmt.Errorf("%w: %s: sku %s breaks the invariants", errSnapshotCorrupt, path, s.id)
+		}
+		st.skus[s.id] = s
+	}
+	for _, m := range []map[string]*request{st.requests, st.restocks, st.returns} {
+		for n := r.count(); n > 0 && r.err == nil; n-- {
+			q := &request{id: r.str(), kind: wal.Kind(r.uvarint()), status: uint8(r.uvarint()), user: r.str(),
+				hash: r.uvarint(), seq: r.uvarint(), doneMs: r.varint(), expires: r.varint(), settleSeq: r.uvarint()}
+			items := r.count()
+			if items > wal.ItemsMax {
+				return nil, fmt.Errorf("%w: %s: %d items", errSnapshotCorrupt, path, items)
+			}
+			for i := 0; i < items && r.err == nil; i++ {
+				q.items = append(q.items, wal.Item{SKU: r.str(), Qty: r.varint()})
+				if ret := r.varint(); ret != 0 {
+					if q.returned == nil {
+						q.returned = make([]int64, items)
+					}
+					q.returned[i] = ret
+				}
+			}
+			m[q.id] = q
+		}
+	}
+	if r.err == nil && len(r.b) != 0 {
+		r.err = fmt.Errorf("%d trailing bytes", len(r.b))
+	}
+	if r.err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", errSnapshotCorrupt, path, r.err)
+	}
+	return st, nil
+}
+
+type snapReader struct {
+	b   []byte
+	err error
+}
+
+func (r *snapReader) fail(what string) {
+	if r.err == nil {
+		r.err = errors.New("truncated " + what)
+	}
+	r.b = nil
+}
+
+func (r *snapReader) uvarint() uint64 {
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.fail("uvarint")
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *snapReader) varint() int64 {
+	v, n := binary.Varint(r.b)
+	if n <= 0 {
+		r.fail("varint")
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+// count reads a length that must be plausible for the bytes left (each
+// element takes at least one byte), so corruption cannot force a huge loop.
+func (r *snapReader) count() int {
+	v := r.uvarint()
+	if v > uint64(len(r.b)) {
+		r.fail("count")
+		return 0
+	}
+	return int(v)
+}
+
+func (r *snapReader) str() string {
+	n := r.uvarint()
+	if n > snapshotStringBytesMax || n > uint64(len(r.b)) {
+		r.fail("string")
+		return ""
+	}
+	s := string(r.b[:n])
+	r.b = r.b[n:]
+	return s
+}

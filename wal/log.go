@@ -1,0 +1,435 @@
+package wal
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
+
+// Defaults for Options. Each limit says what happens when it is reached.
+const (
+	// BatchRecordsMaxDefault caps the records in one Pebble commit; the rest
+	// wait for the next commit.
+	BatchRecordsMaxDefault = 16384
+	// BatchBytesMaxDefault caps the bytes in one Pebble commit likewise.
+	BatchBytesMaxDefault = 8 << 20
+	// QueueRecordsMaxDefault caps the records appended but not yet durable.
+	// Append blocks (backpressure) while the queue is full; it never grows
+	// without bound, and a failed log wakes every blocked Append with the error.
+	QueueRecordsMaxDefault = 1 << 17
+)
+
+// SeqMax is the largest sequence number the log hands out: seqs stay below
+// 2^53 so that any JSON parser keeps them exactly.
+const SeqMax = 1<<53 - 1
+
+// ErrClosed is returned by Append after Close.
+var ErrClosed = errors.New("wal: log closed")
+
+// ErrFailed wraps the first commit (fsync) error. Once a commit fails the log
+// is failed for good: every later Append returns it, no later record is
+// acknowledged, and the process must restart to recover from what is on disk.
+var ErrFailed = errors.New("wal: log failed")
+
+// Ack is told when its record, seq, is durable (err == nil) or will never be
+// (err != nil). Durable is called from the committer goroutine: it must not
+// block (send on a buffered channel, set a flag).
+type Ack interface {
+	Durable(seq uint64, err error)
+}
+
+// Options configure a Log. The zero value is usable.
+type Options struct {
+	FS              vfs.FS // nil: the operating system's file system
+	BatchRecordsMax int
+	BatchBytesMax   int
+	QueueRecordsMax int
+	Logger          *slog.Logger // nil: discard
+	// OnCommit, if set, is called after each commit with its record count,
+	// byte size and duration (for metrics). It runs on the committer goroutine.
+	OnCommit func(records, bytes int, took time.Duration)
+}
+
+func (o *Options) setDefaults() {
+	if o.FS == nil {
+		o.FS = vfs.Default
+	}
+	if o.BatchRecordsMax <= 0 {
+		o.BatchRecordsMax = BatchRecordsMaxDefault
+	}
+	if o.BatchBytesMax <= 0 {
+		o.BatchBytesMax = BatchBytesMaxDefault
+	}
+	if o.QueueRecordsMax <= 0 {
+		o.QueueRecordsMax = QueueRecordsMaxDefault
+	}
+	if o.QueueRecordsMax < o.BatchRecordsMax {
+		o.QueueRecordsMax = o.BatchRecordsMax
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// group is a run of consecutive records committed together.
+type group struct {
+	batch       *pebble.Batch
+	acks        []Ack
+	first, last uint64
+}
+
+// Log is the sequential, durable record log. Append, Durable, Read,
+// WaitDurable and Err are safe for concurrent use.
+type Log struct {
+	db   *pebble.DB
+	opts Options
+
+	mu      sync.Mutex
+	work    sync.Cond // signalled when a group is ready or on close
+	room    sync.Cond // signalled when queued records drop
+	next    uint64    // next seq to hand out
+	queue   []*group  // sealed groups first, the open one last
+	queued  int       // records in queue
+	err     error     // sticky
+	closing bool
+	notify  chan struct{} // closed and replaced whenever durable advances
+
+	durable atomic.Uint64
+	first   atomic.Uint64 // lowest seq not truncated
+	done    chan struct{}
+}
+
+var metaFloorKey = []byte("\xffmeta:floor")
+
+// Key returns the Pebble key of seq: 8 bytes, big-endian, so keys sort in
+// seq order. Part of the on-disk format.
+func Key(seq uint64) []byte { return binary.BigEndian.AppendUint64(nil, seq) }
+
+// Open opens (or creates) the log in dir and starts its committer. Every
+// record present on open is durable: its seq is at or below Durable().
+func Open(dir string, opts Options) (*Log, error) {
+	opts.setDefaults()
+	db, err := pebble.Open(dir, &pebble.Options{
+		FS:                 opts.FS,
+		FormatMajorVersion: pebble.FormatNewest,
+		Logger:             pebbleLogger{opts.Logger},
+		MemTableSize:       64 << 20,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("wal: open %s: %w", dir, err)
+	}
+	l := &Log{db: db, opts: opts, notify: make(chan struct{}), done: make(chan struct{})}
+	l.work.L, l.room.L = &l.mu, &l.mu
+	floor := uint64(1)
+	if v, closer, err := db.Get(metaFloorKey); err == nil {
+		floor = binary.BigEndian.Uint64(v)
+		closer.Close()
+	} else if !errors.Is(err, pebble.ErrNotFound) {
+		db.Close()
+		return nil, fmt.Errorf("wal: read floor: %w", err)
+	}
+	last := floor - 1
+	it, err := db.NewIter(&pebble.IterOptions{UpperBound: Key(SeqMax + 1)})
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	if it.Last() {
+		last = max(last, binary.BigEndian.Uint64(it.Key()))
+	}
+	if it.First() {
+		floor = max(floor, binary.BigEndian.Uint64(it.Key()))
+	}
+	if err := it.Close(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("wal: scan: %w", err)
+	}
+	l.next = last + 1
+	l.durable.Store(last)
+	l.first.Store(floor)
+	go l.commitLoop()
+	return l, nil
+}
+
+// Append queues rec and returns the seq it will have. ack.Durable is called
+// once the record is fsynced (or the log has failed); the caller must not
+// report the change as done before that. Records are durable in seq order, so
+// a change logged after another is never durable without it. Append copies rec.
+// It blocks while QueueRecordsMax records wait for their fsync.
+func (l *Log) Append(rec []byte, ack Ack) (uint64, error) {
+	l.mu.Lock()
+	for l.queued >= l.opts.QueueRecordsMax && l.err == nil && !l.closing {
+		l.room.Wait()
+	}
+	if l.err != nil {
+		l.mu.Unlock()
+		return 0, l.err
+	}
+	if l.closing {
+		l.mu.Unlock()
+		return 0, ErrClosed
+	}
+	if l.next > SeqMax {
+		l.mu.Unlock()
+		panic("wal: sequence numbers exhausted")
+	}
+	seq := l.next
+	l.next++
+	g := l.openGroup(len(rec))
+	var key [8]byte
+	binary.BigEndian.PutUint64(key[:], seq)
+	if err := g.batch.Set(key[:], rec, nil); err != nil {
+		panic(fmt.Sprintf("wal: batch set: %v", err)) // only fails on a committed batch
+	}
+	g.acks = append(g.acks, ack)
+	if g.first == 0 {
+		g.first = seq
+	}
+	g.last = seq
+	l.queued++
+	if len(l.queue) == 1 && len(g.acks) == 1 {
+		l.work.Signal()
+	}
+	l.mu.Unlock()
+	return seq, nil
+}
+
+// openGroup returns the group that takes the next record, sealing the current
+// one when it is full. Called with l.mu held.
+func (l *Log) openGroup(n int) *group {
+	if k := len(l.queue); k > 0 {
+		g := l.queue[k-1]
+		if len(g.acks) < l.opts.BatchRecordsMax && len(g.batch.Repr())+n < l.opts.BatchBytesMax {
+			return g
+		}
+	}
+	g := &group{batch: l.db.NewBatch(), acks: make([]Ack, 0, 256)}
+	l.queue = append(l.queue, g)
+	return g
+}
+
+func (l *Log) commitLoop() {
+	defer close(l.done)
+	for {
+		l.mu.Lock()
+		for len(l.queue) == 0 && !l.closing {
+			l.work.Wait()
+		}
+		if len(l.queue) == 0 {
+			l.mu.Unlock()
+			return
+		}
+		g := l.queue[0]
+		l.queue = l.queue[1:]
+		l.mu.Unlock()
+
+		start := time.Now()
+		size := len(g.batch.Repr())
+		err := l.commit(g.batch)
+		if err == nil {
+			g.batch.Close()
+		}
+		if l.opts.OnCommit != nil && err == nil {
+			l.opts.OnCommit(len(g.acks), size, time.Since(start))
+		}
+
+		l.mu.Lock()
+		l.queued -= len(g.acks)
+		if err != nil && l.err == nil {
+			l.err = fmt.Errorf("%w: %w", ErrFailed, err)
+			l.opts.Logger.Error("wal: commit failed; refusing all further writes", "err", err)
+		}
+		failed := l.err
+		var rest []*group
+		if failed != nil {
+			rest, l.queue, l.queued = l.queue, nil, 0
+		} else {
+			l.durable.Store(g.last)
+			close(l.notify)
+			l.notify = make(chan struct{})
+		}
+		l.room.Broadcast()
+		l.mu.Unlock()
+
+		for i, a := range g.acks {
+			a.Durable(g.first+uint64(i), failed)
+		}
+		for _, r := range rest {
+			for i, a := range r.acks {
+				a.Durable(r.first+uint64(i), failed)
+			}
+		}
+	}
+}
+
+// fatalError carries Pebble's Logger.Fatalf out of a commit as a panic.
+type fatalError struct{ msg string }
+
+// commit commits b with fsync, turning Pebble's fatal commit error into an
+// error. After such an error Pebble's commit pipeline is unusable; the log is
+// failed from then on.
+func (l *Log) commit(b *pebble.Batch) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			fe, ok := r.(fatalError)
+			if !ok {
+				panic(r)
+			}
+			err = errors.New(fe.msg)
+		}
+	}()
+	return b.Commit(pebble.Sync)
+}
+
+// Durable returns the highest seq that is fsynced. Every seq at or below it
+// is durable (or truncated).
+func (l *Log) Durable() uint64 { return l.durable.Load() }
+
+// First returns the lowest seq that has not been truncated.
+func (l *Log) First() uint64 { return l.first.Load() }
+
+// Err returns the sticky error, or nil while the log is healthy.
+func (l *Log) Err() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.err
+}
+
+// WaitDurable blocks until Durable() > after, the log fails or closes, or ctx
+// ends. It returns the new durable seq.
+func (l *Log) WaitDurable(ctx context.Context, after uint64) (uint64, error) {
+	for {
+		l.mu.Lock()
+		ch, err, closing := l.notify, l.err, l.closing
+		l.mu.Unlock()
+		if d := l.durable.Load(); d > after {
+			return d, nil
+		}
+		if err != nil {
+			return 0, err
+		}
+		if closing {
+			return 0, ErrClosed
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+	}
+}
+
+// Read calls fn for each record with from <= seq <= to, in seq order, never
+// beyond Durable(): data that Pebble has applied but not yet synced is never
+// handed out. rec is valid only during the call. Read stops at fn's first
+// error and returns it.
+func (l *Log) Read(from, to uint64, fn func(seq uint64, rec []byte) error) error {
+	to = min(to, l.durable.Load())
+	if from > to {
+		return nil
+	}
+	it, err := l.db.NewIter(&pebble.IterOptions{LowerBound: Key(from), UpperBound: Key(to + 1)})
+	if err != nil {
+		return err
+	}
+	for ok := it.First(); ok; ok = it.Next() {
+		v, err := it.ValueAndErr()
+		if err != nil {
+			it.Close()
+			return err
+		}
+		if err := fn(binary.BigEndian.Uint64(it.Key()), v); err != nil {
+			it.Close()
+			return err
+		}
+	}
+	return it.Close()
+}
+
+// Truncate deletes every record with seq < below, in one DeleteRange, and
+// records below as the floor so that seqs keep rising across restarts even
+// when the log is emptied. Callers must only truncate what is both
+// snapshotted and synced; Truncate only checks that below is durable.
+func (l *Log) Truncate(below uint64) error {
+	if below <= l.first.Load() {
+		return nil
+	}
+	if below > l.durable.Load()+1 {
+		return fmt.Errorf("wal: truncate below %d beyond durable %d", below, l.durable.Load())
+	}
+	b := l.db.NewBatch()
+	if err := b.DeleteRange(Key(0), Key(below), nil); err != nil {
+		return err
+	}
+	if err := b.Set(metaFloorKey, Key(below), nil); err != nil {
+		return err
+	}
+	if err := l.commit(b); err != nil {
+		return fmt.Errorf("wal: truncate: %w", err)
+	}
+	b.Close()
+	l.first.Store(below)
+	return nil
+}
+
+// Close stops accepting records, waits until every queued record is durable
+// (or failed), and closes Pebble. Records appended before Close are acked.
+func (l *Log) Close() error {
+	l.mu.Lock()
+	if l.closing {
+		l.mu.Unlock()
+		<-l.done
+		return nil
+	}
+	l.closing = true
+	l.work.Broadcast()
+	l.room.Broadcast()
+	close(l.notify)
+	l.notify = make(chan struct{})
+	l.mu.Unlock()
+	<-l.done
+	if l.Err() != nil {
+		// Pebble's commit pipeline is broken; Close would report the same
+		// error again (or panic through Fatalf). Leave the files as they are.
+		return l.Err()
+	}
+	return l.db.Close()
+}
+
+// Stats reports the log's counters for metrics.
+type Stats struct {
+	First, Durable, Next uint64
+	Queued               int
+}
+
+// Stats returns a consistent snapshot of the log's counters.
+func (l *Log) Stats() Stats {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return Stats{First: l.first.Load(), Durable: l.durable.Load(), Next: l.next, Queued: l.queued}
+}
+
+// pebbleLogger sends Pebble's messages to slog and turns Fatalf into a panic
+// that commit recovers; a Fatalf on any other Pebble goroutine (a MANIFEST
+// sync failure, say) crashes the process, which loses nothing acknowledged.
+type pebbleLogger struct{ l *slog.Logger }
+
+func (p pebbleLogger) Infof(format string, args ...any) {
+	p.l.Debug(fmt.Sprintf(format, args...), "component", "pebble")
+}
+func (p pebbleLogger) Errorf(format string, args ...any) {
+	p.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
+}
+func (p pebbleLogger) Fatalf(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	p.l.Error(msg, "component", "pebble", "fatal", true)
+	panic(fatalError{msg})
+}

@@ -67,18 +67,6 @@ func (c *call) refuse(err error) { c.Durable(0, err) }
 
 // Messages a SKU actor takes.
 type (
-	// takeMsg: a single-SKU deduct or reservation, decided and logged by the
-	// actor (the hot path).
-	takeMsg struct {
-		c       *call
-		kind    wal.Kind
-		id      string
-		user    string
-		qty     int64
-		hash    uint64
-		nowMs   int64
-		expires int64
-	}
 	// prepareMsg: hold qty for a multi-SKU request; answered on reply.
 	prepareMsg struct {
 		index    int
@@ -124,17 +112,21 @@ type (
 func (a *skuActor) Receive(ctx actor.Context) {
 	s := a.ref.s
 	switch m := ctx.Message().(type) {
-	case *takeMsg:
-		if err := s.checkTake(m.user, m.qty); err != nil {
-			m.c.refuse(err)
+	case *takeOp:
+		req := m.req
+		qty := req.items[0].Qty
+		if err := s.checkTake(req.user, qty); err != nil {
+			m.Durable(0, err)
 			return
 		}
-		a.rec = wal.Record{Kind: m.kind, TimeMs: m.nowMs, RequestID: m.id, UserID: m.user, BodyHash: m.hash,
-			ExpiresAtMs: m.expires, Items: append(a.rec.Items[:0], wal.Item{SKU: s.id, Qty: m.qty})}
-		if !a.append(m.c) {
+		a.rec = wal.Record{Kind: req.kind, TimeMs: req.doneMs, RequestID: req.id, UserID: req.user, BodyHash: req.hash,
+			ExpiresAtMs: req.expires, Items: append(a.rec.Items[:0], wal.Item{SKU: s.id, Qty: qty})}
+		a.buf = a.rec.Encode(a.buf[:0])
+		if _, err := a.e.log.Append(a.buf, m); err != nil {
+			m.Durable(0, unavailable(err))
 			return
 		}
-		s.apply(m.kind, m.user, m.qty, 0)
+		s.apply(req.kind, req.user, qty, 0)
 		a.ref.publish()
 	case *prepareMsg:
 		err := s.checkTake(m.user, m.qty)

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -39,7 +40,7 @@ func benchDeduct(b *testing.B, skus, callers int) {
 				if n > int64(b.N) {
 					return
 				}
-				_, err := e.Deduct(ctx, DeductRequest{RequestID: "r" + itoa(n), Items: []Item{{SKU: ids[n%int64(skus)], Qty: 1}}})
+				_, err := e.Deduct(ctx, DeductRequest{RequestID: "r" + strconv.FormatInt(n, 10), Items: []Item{{SKU: ids[n%int64(skus)], Qty: 1}}})
 				if err != nil {
 					failed.Add(1)
 				}
@@ -52,8 +53,6 @@ func benchDeduct(b *testing.B, skus, callers int) {
 		b.Fatalf("%d deducts failed", failed.Load())
 	}
 }
-
-func itoa(n int64) string { return fmt.Sprint(n) }
 
 // BenchmarkDeductHotSKU: one SKU, 4096 concurrent callers, durable deducts.
 func BenchmarkDeductHotSKU(b *testing.B) { benchDeduct(b, 1, 4096) }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -391,28 +390,31 @@ func validID(what, id string) error {
 	return nil
 }
 
-// bodyHash identifies a request's body for idempotency conflicts.
+// bodyHash identifies a request's body for idempotency conflicts: FNV-1a over
+// the kind, the user, the items and extra (the TTL), without allocating.
 func bodyHash(kind wal.Kind, user string, items []Item, extra int64) uint64 {
-	h := fnv.New64a()
-	var b [9]byte
-	b[0] = byte(kind)
-	h.Write(b[:1])
-	h.Write([]byte(user))
+	const offset, prime = 14695981039346656037, 1099511628211
+	h := uint64(offset)
+	mixByte := func(b byte) { h = (h ^ uint64(b)) * prime }
+	mixInt := func(v int64) {
+		for i := 0; i < 8; i++ {
+			mixByte(byte(v >> (8 * i)))
+		}
+	}
+	mixStr := func(s string) {
+		mixInt(int64(len(s)))
+		for i := 0; i < len(s); i++ {
+			mixByte(s[i])
+		}
+	}
+	mixByte(byte(kind))
+	mixStr(user)
 	for _, it := range items {
-		h.Write([]byte{0})
-		h.Write([]byte(it.SKU))
-		putInt(b[:8], it.Qty)
-		h.Write(b[:8])
+		mixStr(it.SKU)
+		mixInt(it.Qty)
 	}
-	putInt(b[:8], extra)
-	h.Write(b[:8])
-	return h.Sum64()
-}
-
-func putInt(b []byte, v int64) {
-	for i := 0; i < 8; i++ {
-		b[i] = byte(v >> (8 * i))
-	}
+	mixInt(extra)
+	return h
 }
 
 func toWALItems(items []Item) []wal.Item {

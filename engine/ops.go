@@ -65,7 +65,9 @@ func (e *Engine) take(ctx context.Context, kind wal.Kind, id, user string, items
 		expires = now + ttl.Milliseconds()
 	}
 	req, found, err := e.requests.claim(ctx, id, func() *request {
-		return &request{id: id, kind: kind, user: user, hash: hash, doneMs: now, expires: expires, items: toWALItems(items)}
+		r := &request{id: id, kind: kind, user: user, hash: hash, doneMs: now, expires: expires}
+		r.setItems(items)
+		return r
 	})
 	if err != nil {
 		return Result{}, err
@@ -76,50 +78,83 @@ func (e *Engine) take(ctx context.Context, kind wal.Kind, id, user string, items
 		}
 		return Result{Seq: req.seq, Replayed: true, ExpiresAtMs: req.expires}, nil
 	}
+	if len(refs) == 1 {
+		return e.takeOne(ctx, refs[0], req)
+	}
 	status := statusDeducted
 	if kind == wal.KindReserve {
 		status = statusReserved
 	}
-	finish := func(seq uint64, err error) {
-		e.requests.finish(req, err == nil, seq, status)
-		if err == nil && kind == wal.KindReserve {
-			e.expiries.push(id, expires)
-		}
-	}
-	if len(refs) == 1 {
-		return e.takeOne(ctx, refs[0], req, finish, hash, now)
-	}
-	return e.takeMany(ctx, refs, req, finish, hash, now)
+	return e.takeMany(ctx, refs, req, func(seq uint64, err error) {
+		e.finishTake(req, seq, err, status)
+	}, hash, now)
 }
 
-func (e *Engine) takeOne(ctx context.Context, ref *skuRef, req *request, finish func(uint64, error), hash uint64, now int64) (Result, error) {
-	qty := req.items[0].Qty
+// finishTake records the outcome of a deduct or reservation in the table.
+func (e *Engine) finishTake(req *request, seq uint64, err error, status uint8) {
+	e.requests.finish(req, err == nil, seq, status)
+	if err == nil && req.kind == wal.KindReserve {
+		e.expiries.push(req.id, req.expires)
+	}
+}
+
+// takeOp is the hot path's single allocation (pooled): the message to the
+// SKU actor, the log's Ack for its record, and the caller's reply.
+type takeOp struct {
+	e    *Engine
+	ref  *skuRef
+	req  *request
+	done chan struct{}
+	seq  uint64
+	err  error
+}
+
+var takeOps = sync.Pool{New: func() any { return &takeOp{done: make(chan struct{}, 1)} }}
+
+// Durable implements wal.Ack; the actor also calls it to refuse. It runs the
+// bookkeeping whether or not the caller still waits.
+func (op *takeOp) Durable(seq uint64, err error) {
+	op.seq, op.err = seq, err
+	status := statusDeducted
+	if op.req.kind == wal.KindReserve {
+		status = statusReserved
+	}
+	op.e.finishTake(op.req, seq, err, status)
+	op.ref.inflight.Add(-1)
+	op.done <- struct{}{}
+}
+
+func (e *Engine) takeOne(ctx context.Context, ref *skuRef, req *request) (Result, error) {
 	// Sold out: answered here, without a hop to the actor. (A retry of a
 	// request that succeeded was answered above, by the claim.)
-	if avail := ref.available.Load(); avail == 0 {
-		finish(0, ErrSoldOut)
+	if ref.available.Load() == 0 {
+		e.requests.finish(req, false, 0, 0)
 		return Result{}, &ItemError{Err: ErrSoldOut, SKU: ref.id}
 	}
 	if ref.inflight.Add(1) > e.opts.SKUInFlightMax {
 		ref.inflight.Add(-1)
-		finish(0, ErrOverloaded)
+		e.requests.finish(req, false, 0, 0)
 		return Result{}, ErrOverloaded
 	}
-	c := newCall(func(seq uint64, err error) {
-		finish(seq, err)
-		ref.inflight.Add(-1)
-	})
-	e.root.Send(ref.pid, &takeMsg{c: c, kind: req.kind, id: req.id, user: req.user, qty: qty, hash: hash,
-		nowMs: now, expires: req.expires})
-	select {
-	case <-c.done:
-	case <-ctx.Done():
-		return Result{}, ctx.Err()
+	op := takeOps.Get().(*takeOp)
+	op.e, op.ref, op.req = e, ref, req
+	e.root.Send(ref.pid, op)
+	if ctxDone := ctx.Done(); ctxDone == nil {
+		<-op.done
+	} else {
+		select {
+		case <-op.done:
+		case <-ctxDone:
+			return Result{}, ctx.Err() // op is not reused: the actor or the log still holds it
+		}
 	}
-	if c.err != nil {
-		return Result{}, c.err
+	seq, err := op.seq, op.err
+	*op = takeOp{done: op.done}
+	takeOps.Put(op)
+	if err != nil {
+		return Result{}, err
 	}
-	return Result{Seq: c.seq, ExpiresAtMs: req.expires}, nil
+	return Result{Seq: seq, ExpiresAtMs: req.expires}, nil
 }
 
 func (e *Engine) takeMany(ctx context.Context, refs []*skuRef, req *request, finish func(uint64, error), hash uint64, now int64) (Result, error) {

@@ -176,7 +176,8 @@ type request struct {
 	doneMs   int64  // when it was decided (the idempotency window counts from here)
 	expires  int64  // reservations: Unix ms
 	items    []wal.Item
-	returned []int64 // per item, what returns gave back
+	one      [1]wal.Item // items' storage for single-SKU requests (saves an allocation)
+	returned []int64     // per item, what returns gave back
 	// settleSeq is the record that confirmed, cancelled or expired it.
 	settleSeq uint64
 	// wait is closed when the request stops being pending or busy; created
@@ -307,6 +308,16 @@ func (st *State) remember(seq uint64, r *wal.Record, req *request) {
 	case wal.KindRestock:
 		st.restocks[r.RequestID] = newRequest(seq, r)
 	}
+}
+
+// setItems stores a copy of items.
+func (r *request) setItems(items []Item) {
+	if len(items) == 1 {
+		r.one[0] = wal.Item{SKU: items[0].SKU, Qty: items[0].Qty}
+		r.items = r.one[:]
+		return
+	}
+	r.items = toWALItems(items)
 }
 
 func (r *request) addReturned(items []wal.Item) {

@@ -55,6 +55,7 @@ func newCall(finish func(uint64, error)) *call {
 
 // Durable implements wal.Ack.
 func (c *call) Durable(seq uint64, err error) {
+	err = fromLog(err)
 	c.seq, c.err = seq, err
 	if c.finish != nil {
 		c.finish(seq, err)
@@ -110,6 +111,7 @@ type (
 // Receive handles one message. It never blocks: the log's Append only waits
 // while its queue is full (bounded backpressure).
 func (a *skuActor) Receive(ctx actor.Context) {
+	defer a.e.catchBug()
 	s := a.ref.s
 	switch m := ctx.Message().(type) {
 	case *takeOp:

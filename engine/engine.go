@@ -178,6 +178,7 @@ type Engine struct {
 
 	inflight atomic.Int64
 	closed   atomic.Bool
+	bug      atomic.Pointer[string] // the first invariant violation seen in an actor
 	synced   atomic.Uint64
 	snapSeq  atomic.Uint64
 	snapMu   sync.Mutex // one snapshot at a time
@@ -244,6 +245,9 @@ func (e *Engine) MarkSynced(seq uint64) {
 // Err returns nil while the engine can apply changes, else why not (the log
 // failed, or the engine is closed).
 func (e *Engine) Err() error {
+	if bug := e.bug.Load(); bug != nil {
+		return fmt.Errorf("%w: %s", ErrUnavailable, *bug)
+	}
 	if err := e.log.Err(); err != nil {
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
@@ -343,8 +347,8 @@ func (e *Engine) Close() error {
 
 // enter counts a change in flight, refusing it past the engine's bound.
 func (e *Engine) enter() error {
-	if e.closed.Load() {
-		return fmt.Errorf("%w: engine closed", ErrUnavailable)
+	if e.closed.Load() || e.bug.Load() != nil {
+		return e.Err()
 	}
 	if e.inflight.Add(1) > e.opts.InFlightMax {
 		e.inflight.Add(-1)
@@ -354,6 +358,18 @@ func (e *Engine) enter() error {
 }
 
 func (e *Engine) leave() { e.inflight.Add(-1) }
+
+// catchBug runs deferred in every actor message: a panic there is a broken
+// invariant (a bug). The engine then refuses all further changes (Err says
+// why), and the panic goes on to protoactor's supervisor, which logs it.
+func (e *Engine) catchBug() {
+	if r := recover(); r != nil {
+		msg := fmt.Sprint(r)
+		e.bug.CompareAndSwap(nil, &msg)
+		e.opts.Logger.Error("engine: bug: refusing all further changes", "panic", msg)
+		panic(r)
+	}
+}
 
 // validateItems checks items' syntax and ranges and that each SKU exists,
 // returning the refs. Syntax errors (400) come before unknown SKUs (404).

@@ -14,6 +14,15 @@ import (
 
 func unavailable(err error) error { return fmt.Errorf("%w: %w", ErrUnavailable, err) }
 
+// fromLog maps an error that the log handed an Ack (a failed fsync) to
+// ErrUnavailable; the contract's own errors pass through.
+func fromLog(err error) error {
+	if err != nil && CodeOf(err) == nil {
+		return unavailable(err)
+	}
+	return err
+}
+
 // Deduct sells every item at once (all or nothing). It returns after the
 // sale is durable.
 func (e *Engine) Deduct(ctx context.Context, r DeductRequest) (Result, error) {
@@ -114,6 +123,7 @@ var takeOps = sync.Pool{New: func() any { return &takeOp{done: make(chan struct{
 // Durable implements wal.Ack; the actor also calls it to refuse. It runs the
 // bookkeeping whether or not the caller still waits.
 func (op *takeOp) Durable(seq uint64, err error) {
+	err = fromLog(err)
 	op.seq, op.err = seq, err
 	status := statusDeducted
 	if op.req.kind == wal.KindReserve {
@@ -228,7 +238,7 @@ func (e *Engine) logAndApply(ctx context.Context, rec *wal.Record, refs []*skuRe
 	}
 	finish(c.seq, c.err)
 	if c.err != nil {
-		return 0, unavailable(c.err)
+		return 0, c.err
 	}
 	return c.seq, nil
 }

@@ -1,0 +1,80 @@
+// Package engine sells scarce stock during a flash sale: it never oversells,
+// never acknowledges a change before it is durable, and embeds in any Go
+// program (the flashsale server is one such program; a gateway can be
+// another). Start with Open and the Example; then read state.go (the pure
+// core), actor.go (the SKU actors), ops.go (the operations) and snapshot.go
+// (recovery).
+//
+// # Shape
+//
+// Every SKU is owned by one protoactor-go actor that holds its counters in
+// memory (no locks on the hot path). A single-SKU deduct or reservation goes
+// to that actor, which decides (checkTake: stock, then the per-user limit),
+// appends the record to the log (package wal) and applies it in memory; it
+// never waits for the fsync. The log's committer folds the records queued
+// during one fsync into the next Pebble commit (group commit) and only then
+// answers each caller: no caller hears "ok" before its record is durable.
+//
+// Changes that span SKUs, or are decided outside the actors, take the
+// coordinator path (logAndApply): a multi-SKU deduct or reservation first
+// places a hold on every SKU (prepare; all or nothing: if one fails, every
+// hold is released and nothing is logged), then one record carries every
+// item, then every actor applies its item. Confirm, cancel, expiry and
+// returns are decided against the request table and likewise logged first
+// and applied after, so nothing can use what a change frees before the change
+// is in the log (causal order).
+//
+// # Invariants
+//
+//   - For every SKU at every moment: available >= 0 and
+//     total == available + reserved + sold. sku.apply asserts it after every
+//     change; a violation is a bug and the engine then refuses all changes
+//     (Err says why).
+//   - A method that changes state returns success only after the change's
+//     record is fsynced. A crash at any instant loses no acknowledged change;
+//     an unacknowledged change may be lost ("rather undersell than oversell").
+//   - A request id that succeeded is applied once; a retry gets the original
+//     outcome with Replayed set; the same id with another body is
+//     ErrRequestIDConflict. Only successes are remembered.
+//   - Returns never exceed what the sale sold, per SKU, over all its returns.
+//   - The state is a pure function of the log: State.Fold of the records, in
+//     order, gives the same counters as the live actors (the tests check it).
+//
+// # Time
+//
+// The engine reads time only through Options.Now, so expiry is deterministic
+// under an injected clock. Reservations are released by a background loop
+// every Options.ExpiryTick (so at most one tick late), by a confirm or cancel
+// that comes after the deadline, and at Open for those that expired while
+// the process was down. ExpireDue runs one pass by hand.
+//
+// # Idempotency memory
+//
+// Successful request ids (and restock and return ids, each their own
+// namespace) are remembered for Options.IdempotencyWindow (24 h), at most
+// Options.RequestIDsMax per namespace (2,000,000). At that bound the oldest
+// finished ids are forgotten first, so under a flood the effective window is
+// shorter than 24 h: size RequestIDsMax for the peak (see docs/benchmarks.md
+// for the bytes per id). Open reservations are never forgotten. A return
+// needs its sale to be remembered: after the window it is ErrUnknownRequest.
+//
+// # Recovery and snapshots
+//
+// Open loads the newest snapshot and folds the log after it. Snapshots are
+// built from the log alone, never from the actors: a background step folds
+// the durable records since the last snapshot into a shadow State and writes
+// it (temporary file, fsync, rename, directory fsync) every
+// Options.SnapshotEveryRecords records, so a restart replays at most about
+// that many records. The log is then truncated below the newest snapshot
+// that the syncer has also confirmed (MarkSynced, with
+// Options.KeepUnsynced). The shadow costs a second copy of the state in
+// memory; in exchange snapshots never pause selling.
+//
+// # Limits and overload
+//
+// Changes in flight are bounded overall (Options.InFlightMax) and per SKU
+// (Options.SKUInFlightMax); past a bound a change is refused with
+// ErrOverloaded before it reaches a SKU. The log's queue is bounded too
+// (wal.Options.QueueRecordsMax): when full, the actors wait for the fsync in
+// progress (backpressure), never longer.
+package engine

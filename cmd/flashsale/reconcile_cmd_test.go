@@ -1,0 +1,129 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/flashsale/flashsale/engine"
+	"github.com/flashsale/flashsale/sync/syncer"
+)
+
+// reconcileTestDB creates a fresh database on the local MariaDB and returns
+// its DSN; dropped at the end. Fails under CI=true when MySQL is missing.
+func reconcileTestDB(t *testing.T) string {
+	t.Helper()
+	server := "root@tcp(127.0.0.1:3306)/"
+	if v := os.Getenv("FLASHSALE_TEST_MYSQL"); v != "" {
+		server = v
+	}
+	admin, err := syncer.OpenDB(server)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { admin.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := admin.PingContext(ctx); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("MySQL unreachable (CI=true: failing, not skipping): %v", err)
+		}
+		t.Skipf("MySQL unreachable: %v", err)
+	}
+	b := make([]byte, 6)
+	rand.Read(b)
+	name := "fs_test_" + hex.EncodeToString(b)
+	if _, err := admin.Exec("CREATE DATABASE " + name); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { admin.Exec("DROP DATABASE IF EXISTS " + name) })
+	return strings.TrimSuffix(server, "/") + "/" + name
+}
+
+// TestReconcileCommand syncs a small history through startSync (the serve
+// wiring), checks the live reconcile and the offline command, then edits
+// stock_summary by hand and expects the command to report drift, exit 1.
+func TestReconcileCommand(t *testing.T) {
+	dsn := reconcileTestDB(t)
+	dir := t.TempDir()
+	ctx := context.Background()
+	eng, err := engine.Open(engine.Options{Dir: dir, KeepUnsynced: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := startSync(ctx, eng, syncConfig{DSN: dsn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustOK := func(_ any, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, _, err = eng.SetSKU(ctx, engine.SetSKURequest{SKU: "tee", Total: 10})
+	mustOK(nil, err)
+	_, _, err = eng.SetSKU(ctx, engine.SetSKURequest{SKU: "mug", Total: 5})
+	mustOK(nil, err)
+	mustOK(eng.Deduct(ctx, engine.DeductRequest{RequestID: "d1", Items: []engine.Item{{SKU: "tee", Qty: 2}, {SKU: "mug", Qty: 1}}}))
+	mustOK(eng.Reserve(ctx, engine.ReserveRequest{RequestID: "r1", Items: []engine.Item{{SKU: "tee", Qty: 3}}}))
+	mustOK(eng.Return(ctx, engine.ReturnRequest{ReturnID: "ret1", RequestID: "d1", Items: []engine.Item{{SKU: "mug", Qty: 1}}}))
+
+	runner := h.(*syncRunner)
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := runner.s.WaitSynced(wctx, eng.Log().Durable()); err != nil {
+		t.Fatal(err)
+	}
+	st, err := h.Status(ctx)
+	if s := st.(syncer.Status); err != nil || s.Checkpoint != 5 || s.LagRecords != 0 {
+		t.Fatalf("status %+v %v", st, err)
+	}
+	rep, drift, err := h.Reconcile(ctx)
+	if err != nil || drift {
+		t.Fatalf("live reconcile: drift=%v err=%v report %+v", drift, err, rep)
+	}
+	if err := h.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := eng.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	var out strings.Builder
+	if err := reconcileRun([]string{"--data", dir, "--mysql-dsn", dsn}, &out); err != nil {
+		t.Fatalf("reconcile: %v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "clean") {
+		t.Fatalf("output: %s", out.String())
+	}
+
+	db, err := syncer.OpenDB(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec("UPDATE stock_summary SET available = available + 1, total = total + 1 WHERE sku = 'tee'"); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	err = reconcileRun([]string{"--data", dir, "--mysql-dsn", dsn}, &out)
+	var code interface{ ExitCode() int }
+	if !errors.As(err, &code) || code.ExitCode() != exitDrift {
+		t.Fatalf("drift: err=%v, want exit code %d\n%s", err, exitDrift, out.String())
+	}
+	if !strings.Contains(out.String(), "tee") || strings.Contains(out.String(), "mug ") {
+		t.Fatalf("drift table should name tee only:\n%s", out.String())
+	}
+	t.Logf("drift table:\n%s", out.String())
+
+	// Missing arguments and a wrong directory are trouble, not drift.
+	if err := reconcileRun(nil, &out); !errors.As(err, &code) || code.ExitCode() != exitTrouble {
+		t.Fatalf("no args: %v", err)
+	}
+}

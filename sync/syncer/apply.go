@@ -1,0 +1,226 @@
+package syncer
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+)
+
+// insertRowsMax caps the rows of one multi-row INSERT statement (flow rows or
+// summary upserts); a batch with more rows sends several statements inside
+// its one transaction. 1000 rows of stock_flow are about 200 KB of SQL, far
+// below MySQL's smallest max_allowed_packet default (4 MiB on MariaDB, 64 MiB
+// on MySQL 8).
+const insertRowsMax = 1000
+
+// Sentinel errors. Each is wrapped with context; compare with errors.Is.
+var (
+	// ErrGap: the records handed to the fold do not start right after the
+	// checkpoint, or skip a seq. Folding them would lose records, so nothing
+	// is written. From the log it means records below what MySQL holds were
+	// truncated: permanent, an operator must look.
+	ErrGap = errors.New("syncer: gap between checkpoint and records")
+	// ErrCheckpointAhead: MySQL's checkpoint is beyond the log's durable
+	// seq, so the tables belong to another (lost or replaced) log. The
+	// syncer refuses to write; see docs/sync.md, disaster recovery.
+	ErrCheckpointAhead = errors.New("syncer: MySQL checkpoint is ahead of the log")
+	// ErrFlowConflict: stock_flow already holds a row above the checkpoint,
+	// which only a writer other than this syncer can have put there.
+	ErrFlowConflict = errors.New("syncer: stock_flow has rows beyond the checkpoint")
+	// ErrSchemaTooNew: the database was migrated by a newer binary.
+	ErrSchemaTooNew = errors.New("syncer: schema newer than this binary")
+)
+
+// errDuplicate matches MySQL's duplicate-key error.
+var errDuplicate = &mysql.MySQLError{Number: 1062}
+
+// applyBatch folds entries into MySQL as ONE transaction: it locks the
+// checkpoint row (SELECT ... FOR UPDATE), skips every entry at or below it,
+// inserts the rest as stock_flow rows, adds their deltas to stock_summary and
+// moves the checkpoint to the last entry. Entries must have ascending,
+// consecutive seqs. Applying the same entries again changes nothing (they
+// are all at or below the checkpoint then): that, and the checkpoint being
+// written in the same transaction as the rows, is the exactly-once argument
+// (etcd's cindex). It returns how many entries it folded and the checkpoint
+// after the call. When Commit fails the outcome is unknown; the next call
+// finds out from the checkpoint.
+func applyBatch(ctx context.Context, db *sql.DB, name string, entries []Entry, now time.Time) (folded int, checkpoint uint64, err error) {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, 0, fmt.Errorf("syncer: begin: %w", err)
+	}
+	defer tx.Rollback()
+
+	cp, err := lockCheckpoint(ctx, tx, name, now)
+	if err != nil {
+		return 0, 0, err
+	}
+	skip := 0
+	for skip < len(entries) && entries[skip].Seq <= cp {
+		skip++
+	}
+	entries = entries[skip:]
+	if len(entries) == 0 {
+		return 0, cp, nil // all re-delivered: nothing to do (the deferred Rollback releases the lock)
+	}
+	for i := range entries {
+		if want := cp + 1 + uint64(i); entries[i].Seq != want {
+			return 0, cp, fmt.Errorf("%w: checkpoint %d, expected seq %d, got %d", ErrGap, cp, want, entries[i].Seq)
+		}
+	}
+	rows, deltas := foldBatch(entries)
+	if err := insertFlow(ctx, tx, rows); err != nil {
+		return 0, cp, err
+	}
+	if err := upsertSummary(ctx, tx, deltas, now); err != nil {
+		return 0, cp, err
+	}
+	last := entries[len(entries)-1].Seq
+	if _, err := tx.ExecContext(ctx, "UPDATE sync_checkpoint SET seq = ?, updated_at = ? WHERE name = ?",
+		last, sqlTime(now), name); err != nil {
+		return 0, cp, fmt.Errorf("syncer: update checkpoint: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, cp, fmt.Errorf("syncer: commit (outcome unknown until the checkpoint is read again): %w", err)
+	}
+	return len(entries), last, nil
+}
+
+// lockCheckpoint reads the checkpoint row with FOR UPDATE, creating it at 0
+// when missing. A concurrent creator makes this fail with a duplicate key,
+// which the caller's retry resolves.
+func lockCheckpoint(ctx context.Context, tx *sql.Tx, name string, now time.Time) (uint64, error) {
+	var cp uint64
+	err := tx.QueryRowContext(ctx, "SELECT seq FROM sync_checkpoint WHERE name = ? FOR UPDATE", name).Scan(&cp)
+	if errors.Is(err, sql.ErrNoRows) {
+		if _, err := tx.ExecContext(ctx, "INSERT INTO sync_checkpoint (name, seq, updated_at) VALUES (?, 0, ?)",
+			name, sqlTime(now)); err != nil {
+			return 0, fmt.Errorf("syncer: create checkpoint %q: %w", name, err)
+		}
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("syncer: lock checkpoint %q: %w", name, err)
+	}
+	return cp, nil
+}
+
+// insertFlow inserts rows with multi-row INSERTs of at most insertRowsMax rows.
+func insertFlow(ctx context.Context, tx *sql.Tx, rows []flowRow) error {
+	const head = "INSERT INTO stock_flow (seq, sku, kind, request_id, ref_id, user_id, qty, created_at) VALUES "
+	var sb strings.Builder
+	args := make([]any, 0, 8*min(len(rows), insertRowsMax))
+	for start := 0; start < len(rows); start += insertRowsMax {
+		chunk := rows[start:min(len(rows), start+insertRowsMax)]
+		sb.Reset()
+		sb.Grow(len(head) + len(chunk)*18)
+		sb.WriteString(head)
+		args = args[:0]
+		for i, r := range chunk {
+			if i > 0 {
+				sb.WriteByte(',')
+			}
+			sb.WriteString("(?,?,?,?,?,?,?,?)")
+			args = append(args, r.seq, r.sku, r.kind, r.requestID, r.refID, r.userID, r.qty, sqlTime(r.createdAt))
+		}
+		if _, err := tx.ExecContext(ctx, sb.String(), args...); err != nil {
+			if errors.Is(err, errDuplicate) {
+				return fmt.Errorf("%w: %w", ErrFlowConflict, err)
+			}
+			return fmt.Errorf("syncer: insert %d flow rows from seq %d: %w", len(chunk), chunk[0].seq, err)
+		}
+	}
+	return nil
+}
+
+// upsertSummary adds each delta to its SKU's stock_summary row, creating the
+// row (from zero) for a new SKU.
+func upsertSummary(ctx context.Context, tx *sql.Tx, deltas []skuDelta, now time.Time) error {
+	const head = "INSERT INTO stock_summary (sku, total, available, reserved, sold, last_seq, updated_at) VALUES "
+	const tail = " ON DUPLICATE KEY UPDATE total = total + VALUES(total), available = available + VALUES(available)," +
+		" reserved = reserved + VALUES(reserved), sold = sold + VALUES(sold)," +
+		" last_seq = GREATEST(last_seq, VALUES(last_seq)), updated_at = VALUES(updated_at)"
+	at := sqlTime(now)
+	var sb strings.Builder
+	args := make([]any, 0, 7*min(len(deltas), insertRowsMax))
+	for start := 0; start < len(deltas); start += insertRowsMax {
+		chunk := deltas[start:min(len(deltas), start+insertRowsMax)]
+		sb.Reset()
+		sb.WriteString(head)
+		args = args[:0]
+		for i, d := range chunk {
+			if i > 0 {
+				sb.WriteByte(',')
+			}
+			sb.WriteString("(?,?,?,?,?,?,?)")
+			args = append(args, d.sku, d.d.Total, d.d.Available, d.d.Reserved, d.d.Sold, d.lastSeq, at)
+		}
+		sb.WriteString(tail)
+		if _, err := tx.ExecContext(ctx, sb.String(), args...); err != nil {
+			return fmt.Errorf("syncer: upsert %d summary rows: %w", len(chunk), err)
+		}
+	}
+	return nil
+}
+
+// ReadCheckpoint returns the checkpoint called name (0 when it does not exist).
+func ReadCheckpoint(ctx context.Context, db *sql.DB, name string) (uint64, error) {
+	var cp uint64
+	err := db.QueryRowContext(ctx, "SELECT seq FROM sync_checkpoint WHERE name = ?", name).Scan(&cp)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("syncer: read checkpoint %q: %w", name, err)
+	}
+	return cp, nil
+}
+
+// OpenDB opens a MySQL pool for dsn with the settings the syncer relies on:
+// interpolateParams=true (no prepare round trip per statement), UTC, and
+// dial/read/write timeouts when the DSN sets none, so that a hung server
+// turns into an error and a retry instead of a stuck syncer.
+func OpenDB(dsn string) (*sql.DB, error) {
+	cfg, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("syncer: parse dsn: %w", err)
+	}
+	cfg.InterpolateParams = true
+	cfg.Loc = time.UTC
+	if cfg.Timeout == 0 {
+		cfg.Timeout = dialTimeout
+	}
+	if cfg.ReadTimeout == 0 {
+		cfg.ReadTimeout = ioTimeout
+	}
+	if cfg.WriteTimeout == 0 {
+		cfg.WriteTimeout = ioTimeout
+	}
+	if cfg.Params == nil {
+		cfg.Params = map[string]string{}
+	}
+	// Session time zone UTC, so DATETIME(3) values read back as written.
+	cfg.Params["time_zone"] = "'+00:00'"
+	conn, err := mysql.NewConnector(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("syncer: dsn: %w", err)
+	}
+	db := sql.OpenDB(conn)
+	db.SetMaxOpenConns(poolConnsMax)
+	db.SetMaxIdleConns(poolConnsMax)
+	db.SetConnMaxLifetime(connLifetimeMax)
+	return db, nil
+}
+
+// Pool and timeout limits of OpenDB.
+const (
+	dialTimeout     = 5 * time.Second  // connecting to MySQL; then an error and a retry
+	ioTimeout       = 30 * time.Second // one read or write on the connection; then an error and a retry
+	poolConnsMax    = 4                // the syncer uses one at a time; reconcile and status may add a few
+	connLifetimeMax = 30 * time.Minute // connections are recycled after this long
+)

@@ -1,0 +1,167 @@
+package syncer
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/flashsale/flashsale/wal"
+)
+
+func rec(kind wal.Kind, id, ref, user string, items ...wal.Item) wal.Record {
+	r := wal.Record{Kind: kind, TimeMs: 1_700_000_000_000, RequestID: id, RefID: ref, UserID: user, Items: items}
+	if kind == wal.KindReserve {
+		r.ExpiresAtMs = 1_700_000_900_000
+	}
+	return r
+}
+
+// script is a small history over two SKUs that uses every kind.
+func script() []Entry {
+	it := func(sku string, q int64) wal.Item { return wal.Item{SKU: sku, Qty: q} }
+	rs := []wal.Record{
+		rec(wal.KindSetTotal, "set-a", "", "", it("A", 100)),
+		rec(wal.KindSetTotal, "set-b", "", "", it("b", 10)),
+		rec(wal.KindDeduct, "d1", "", "u1", it("A", 3), it("b", 2)),
+		rec(wal.KindReserve, "r1", "", "u2", it("A", 5)),
+		rec(wal.KindReserve, "r2", "", "u2", it("b", 1)),
+		rec(wal.KindConfirm, "r1", "", "u2", it("A", 5)),
+		rec(wal.KindCancel, "r2", "", "u2", it("b", 1)),
+		rec(wal.KindReserve, "r3", "", "", it("A", 7)),
+		rec(wal.KindExpire, "r3", "", "", it("A", 7)),
+		rec(wal.KindReturn, "ret1", "d1", "u1", it("A", 1)),
+		rec(wal.KindRestock, "rs1", "", "", it("b", 4)),
+		rec(wal.KindSetTotal, "set-a2", "", "", it("A", -20)),
+		rec(wal.KindReserve, "r4", "", "u3", it("A", 2), it("b", 2)),
+	}
+	out := make([]Entry, len(rs))
+	for i, r := range rs {
+		out[i] = Entry{Seq: uint64(i + 1), Record: r}
+	}
+	return out
+}
+
+// scriptState is script()'s fold, by hand.
+var scriptState = map[string]Counts{
+	// A: total 100-20=80; sold 3+5-1=7; reserved 2; available 71.
+	"A": {Total: 80, Available: 71, Reserved: 2, Sold: 7},
+	// b: total 10+4=14; sold 2; reserved 2; available 10.
+	"b": {Total: 14, Available: 10, Reserved: 2, Sold: 2},
+}
+
+func staticState(m map[string]Counts) StateAt {
+	return func(context.Context, uint64) (map[string]Counts, error) { return m, nil }
+}
+
+func TestApplyBatchRedeliveryChangesNothing(t *testing.T) {
+	dsn := testDatabase(t)
+	db := openTestDB(t, dsn)
+	ctx := context.Background()
+	if err := Migrate(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	if err := Migrate(ctx, db); err != nil { // idempotent
+		t.Fatalf("second migrate: %v", err)
+	}
+	es := script()
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	n, cp, err := applyBatch(ctx, db, CheckpointNameDefault, es[:8], now)
+	if err != nil || n != 8 || cp != 8 {
+		t.Fatalf("first batch: n=%d cp=%d err=%v", n, cp, err)
+	}
+	before := dumpTables(t, db)
+	// The same batch again, later: nothing changes, not even updated_at.
+	n, cp, err = applyBatch(ctx, db, CheckpointNameDefault, es[:8], now.Add(time.Hour))
+	if err != nil || n != 0 || cp != 8 {
+		t.Fatalf("re-delivery: n=%d cp=%d err=%v", n, cp, err)
+	}
+	if after := dumpTables(t, db); !after.equal(before) {
+		t.Fatalf("re-delivery changed the tables:\nbefore %+v\nafter  %+v", before, after)
+	}
+	// An overlapping batch folds only what is new.
+	n, cp, err = applyBatch(ctx, db, CheckpointNameDefault, es[5:], now)
+	if err != nil || n != len(es)-8 || cp != uint64(len(es)) {
+		t.Fatalf("overlap: n=%d cp=%d err=%v", n, cp, err)
+	}
+	full := dumpTables(t, db)
+	if _, _, err := applyBatch(ctx, db, CheckpointNameDefault, es, now.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if again := dumpTables(t, db); !again.equal(full) {
+		t.Fatal("re-delivering the whole history changed the tables")
+	}
+	// A batch that would leave a gap is refused and writes nothing.
+	gap := []Entry{{Seq: uint64(len(es) + 2), Record: es[0].Record}}
+	if _, _, err := applyBatch(ctx, db, CheckpointNameDefault, gap, now); !errors.Is(err, ErrGap) {
+		t.Fatalf("gap: err=%v, want ErrGap", err)
+	}
+	if again := dumpTables(t, db); !again.equal(full) {
+		t.Fatal("a refused batch changed the tables")
+	}
+	if len(full.flow) != 15 { // one row per SKU per record
+		t.Fatalf("flow rows %d, want 15", len(full.flow))
+	}
+	rep, err := Reconcile(ctx, db, CheckpointNameDefault, staticState(scriptState))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Clean {
+		var sb strings.Builder
+		rep.WriteTable(&sb)
+		t.Fatalf("reconcile not clean:\n%s", sb.String())
+	}
+	// A wrong engine state is drift, and so is a summary row edited by hand.
+	wrong := map[string]Counts{"A": scriptState["A"], "b": {Total: 14, Available: 11, Reserved: 1, Sold: 2}}
+	if rep, err := Reconcile(ctx, db, CheckpointNameDefault, staticState(wrong)); err != nil || rep.Clean || len(rep.Drift) != 1 || rep.Drift[0].SKU != "b" {
+		t.Fatalf("drift not found: %+v %v", rep, err)
+	}
+	if _, err := db.Exec("UPDATE stock_summary SET sold = sold + 1, available = available - 1 WHERE sku = 'A'"); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := Reconcile(ctx, db, CheckpointNameDefault, staticState(scriptState)); err != nil || rep.Clean || rep.Drift[0].SKU != "A" {
+		t.Fatalf("summary drift not found: %+v %v", rep, err)
+	}
+}
+
+func TestFoldKeepsTotalEqualToParts(t *testing.T) {
+	rows, deltas := foldBatch(script())
+	if len(rows) != 15 {
+		t.Fatalf("rows %d", len(rows))
+	}
+	got := map[string]Counts{}
+	for _, d := range deltas {
+		got[d.sku] = got[d.sku].Add(d.d)
+	}
+	for sku, want := range scriptState {
+		if got[sku] != want {
+			t.Errorf("%s: fold %+v, want %+v", sku, got[sku], want)
+		}
+	}
+}
+
+// TestSyncerRefusesForeignTables starts a syncer for a fresh log against
+// tables that another (lost) log filled: it must stop, not mix the two.
+func TestSyncerRefusesForeignTables(t *testing.T) {
+	db := openTestDB(t, testDatabase(t))
+	ctx := context.Background()
+	if err := Migrate(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := applyBatch(ctx, db, CheckpointNameDefault, script(), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	eng := openEngine(t, t.TempDir())
+	defer eng.Close()
+	s := Start(Config{DB: db, Log: eng.Log(), MarkSynced: eng.MarkSynced})
+	defer s.Close()
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := s.WaitSynced(wctx, 100); !errors.Is(err, ErrCheckpointAhead) {
+		t.Fatalf("err %v, want ErrCheckpointAhead", err)
+	}
+	if st := s.Status(); st.Running || st.Stopped == "" {
+		t.Fatalf("status %+v", st)
+	}
+}

@@ -122,6 +122,24 @@ func (s *sku) apply(kind wal.Kind, user string, qty, limit int64) {
 		panic(fmt.Sprintf("engine: invariant broken on %s after %v %d: total %d available %d reserved %d sold %d",
 			s.id, kind, qty, s.total, s.available, s.reserved, s.sold))
 	}
+	if invariantsOn {
+		s.checkUsers()
+	}
+}
+
+// checkUsers is an expensive invariant (tests only): what users hold is part
+// of what is reserved or sold, and no holding is negative.
+func (s *sku) checkUsers() {
+	var held int64
+	for u, q := range s.users {
+		if q <= 0 {
+			panic(fmt.Sprintf("engine: sku %s: user %s holds %d", s.id, u, q))
+		}
+		held += q
+	}
+	if held > s.reserved+s.sold {
+		panic(fmt.Sprintf("engine: sku %s: users hold %d, reserved+sold %d", s.id, held, s.reserved+s.sold))
+	}
 }
 
 func (s *sku) addUser(user string, qty int64) {

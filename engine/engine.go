@@ -210,7 +210,9 @@ func Open(opts Options) (*Engine, error) {
 		return logger.With("component", "protoactor")
 	}))
 	e.root = e.sys.Root
+	t0 := time.Now()
 	st, err := e.recover()
+	opts.Logger.Info("engine: recovered", "seq", st.Seq, "took", time.Since(t0))
 	if err != nil {
 		log.Close()
 		e.sys.Shutdown()

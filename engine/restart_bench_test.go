@@ -29,6 +29,9 @@ func BenchmarkRestart(b *testing.B) {
 		records, _ = strconv.ParseInt(s, 10, 64)
 	}
 	dir := b.TempDir()
+	if d := os.Getenv("FLASHSALE_RESTART_DIR"); d != "" {
+		dir = d // keep the data for a closer look
+	}
 	cmd := exec.Command(os.Args[0], "-test.run", "^TestRestartChild$", "-test.count=1")
 	cmd.Env = append(os.Environ(), "FLASHSALE_RESTART_CHILD="+dir, "FLASHSALE_RESTART_RECORDS="+strconv.FormatInt(records, 10))
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr

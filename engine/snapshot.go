@@ -118,6 +118,9 @@ func (e *Engine) recover() (*State, error) {
 // install hands a recovered State to the live engine: SKU actors, tables and
 // the expiry queue. The live engine owns st's parts afterwards.
 func (e *Engine) install(st *State) {
+	e.requests.reserve(len(st.requests))
+	e.restocks.reserve(len(st.restocks))
+	e.returns.reserve(len(st.returns))
 	for _, s := range st.skus {
 		e.spawn(s)
 	}
@@ -383,8 +386,10 @@ func readSnapshot(fs vfs.FS, path string) (*State, error) {
 		}
 		st.skus[s.id] = s
 	}
-	for _, m := range []map[string]*request{st.requests, st.restocks, st.returns} {
-		for n := r.count(); n > 0 && r.err == nil; n-- {
+	for _, m := range []*map[string]*request{&st.requests, &st.restocks, &st.returns} {
+		n := r.count()
+		*m = make(map[string]*request, n) // sized once: no rehashing while loading
+		for ; n > 0 && r.err == nil; n-- {
 			q := &request{id: r.str(), kind: wal.Kind(r.uvarint()), status: uint8(r.uvarint()), user: r.str(),
 				hash: r.uvarint(), seq: r.uvarint(), doneMs: r.varint(), expires: r.varint(), settleSeq: r.uvarint()}
 			items := r.count()
@@ -400,7 +405,7 @@ func readSnapshot(fs vfs.FS, path string) (*State, error) {
 					q.returned[i] = ret
 				}
 			}
-			m[q.id] = q
+			(*m)[q.id] = q
 		}
 	}
 	if r.err == nil && len(r.b) != 0 {

@@ -37,6 +37,18 @@ func newTable(idsMax int) *table {
 	return t
 }
 
+// reserve sizes an empty table for n ids (recovery), so that loading does not
+// rehash the shards over and over.
+func (t *table) reserve(n int) {
+	for i := range t.shards {
+		sh := &t.shards[i]
+		if len(sh.m) == 0 {
+			sh.m = make(map[string]*request, n/tableShards+n/(4*tableShards))
+			sh.order = make([]string, 0, n/tableShards+n/(4*tableShards))
+		}
+	}
+}
+
 func (t *table) shard(id string) *tableShard {
 	return &t.shards[maphash.String(tableSeed, id)&(tableShards-1)]
 }

@@ -1,0 +1,395 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/flashsale/flashsale/engine"
+	"github.com/flashsale/flashsale/server"
+	"github.com/flashsale/flashsale/wal"
+)
+
+// Shutdown budget: the contract allows 10 s from SIGTERM to exit.
+const (
+	// shutdownHTTPTimeout bounds waiting for requests in flight to finish.
+	shutdownHTTPTimeout = 6 * time.Second
+	// shutdownTotalTimeout bounds the whole shutdown; past it serve exits
+	// non-zero without waiting further (the log keeps every acknowledged
+	// change either way: acknowledgements happen only after fsync).
+	shutdownTotalTimeout = 9500 * time.Millisecond
+	// adminHeaderTimeout bounds reading the admin listener's request headers.
+	adminHeaderTimeout = 10 * time.Second
+	// demoTokenBytes is the entropy of a generated demo admin token.
+	demoTokenBytes = 16
+)
+
+const serveUsage = `Usage: flashsale serve [flags]
+
+Serves the flash-sale HTTP API (docs/http.md) on --listen, with the engine's
+data in --data. Every flag can also be set by an environment variable named
+FLASHSALE_ plus the flag's name in capitals with '-' as '_' (for example
+FLASHSALE_ADMIN_TOKEN); a flag on the command line wins.
+
+Admin endpoints (PUT /v1/skus/{sku}, POST /v1/skus/{sku}/restock, GET /v1/sync,
+POST /v1/reconcile) need "Authorization: Bearer TOKEN"; with no token they
+answer 401 to everyone. --demo creates a few SKUs (demo-phone, demo-hoodie,
+demo-sticker) if absent, generates an admin token if none is given, and prints
+a curl line to try.
+
+SIGTERM or SIGINT: stop accepting, finish requests in flight, make the log
+durable, exit 0 (within 10 s).
+
+Flags:
+`
+
+// serveFlags are the parsed flags of serve.
+type serveFlags struct {
+	listen, data, adminToken, adminListen, mysqlDSN string
+	logFormat, logLevel, hotSKUs                    string
+	bodyBytesMax, connsMax                          int
+	inFlightMax                                     int64
+	requestTimeout, readTimeout, writeTimeout       time.Duration
+	idleTimeout                                     time.Duration
+	demo, rebuild                                   bool
+	sync                                            syncConfig
+}
+
+// usageError is a bad command line or environment: main exits 2.
+type usageError struct{ err error }
+
+func (e *usageError) Error() string { return e.err.Error() }
+func (e *usageError) Unwrap() error { return e.err }
+func (e *usageError) ExitCode() int { return 2 }
+
+// parseServeFlags parses args, then fills every flag not given on the
+// command line from its environment variable. help is true for --help.
+func parseServeFlags(args []string, out io.Writer) (f serveFlags, help bool, err error) {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), serveUsage)
+		fs.PrintDefaults()
+	}
+	fs.StringVar(&f.listen, "listen", "127.0.0.1:8080", "address of the HTTP API (host:port)")
+	fs.StringVar(&f.data, "data", "./data", "data directory: the engine's log and snapshots")
+	fs.StringVar(&f.adminToken, "admin-token", "", "bearer token for the admin endpoints (empty: they answer 401); prefer the environment variable")
+	fs.StringVar(&f.adminListen, "admin-listen", "127.0.0.1:8081", "address of the operator listener (pprof under /debug/pprof/); empty: none")
+	fs.StringVar(&f.mysqlDSN, "mysql-dsn", "", "MySQL DSN (go-sql-driver form) of the syncer's database; empty: no syncer")
+	fs.IntVar(&f.bodyBytesMax, "max-body-bytes", server.BodyBytesMaxDefault, "request body limit in bytes; larger bodies are answered 413")
+	fs.DurationVar(&f.requestTimeout, "request-timeout", server.RequestTimeoutDefault, "per-request deadline; a change still waiting is answered 504 (retry with the same id)")
+	fs.DurationVar(&f.readTimeout, "read-timeout", server.ReadTimeoutDefault, "limit on reading one request")
+	fs.DurationVar(&f.writeTimeout, "write-timeout", server.WriteTimeoutDefault, "limit on writing one response")
+	fs.DurationVar(&f.idleTimeout, "idle-timeout", server.IdleTimeoutDefault, "keep-alive connections idle this long are closed")
+	fs.IntVar(&f.connsMax, "max-conns", server.ConnsMaxDefault, "open connections at most")
+	fs.Int64Var(&f.inFlightMax, "max-in-flight", server.InFlightMaxDefault, "requests in the handler at most; past it 503 overloaded")
+	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json (logs go to stderr)")
+	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.BoolVar(&f.rebuild, "rebuild-from-mysql", false, "disaster recovery: the data directory was lost; restore every SKU from MySQL's stock_summary, conservatively (needs --mysql-dsn and an empty --data; see docs/sync.md)")
+	addSyncFlags(fs, &f.sync)
+	fs.BoolVar(&f.demo, "demo", false, "create a small demo catalog, generate an admin token if none, print a curl line")
+	fs.StringVar(&f.hotSKUs, "hot-skus", "", fmt.Sprintf("comma-separated SKU ids that get a stock gauge in /metrics (at most %d)", server.HotSKUsMax))
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return f, true, nil
+		}
+		return f, false, &usageError{err: err}
+	}
+	if fs.NArg() > 0 {
+		return f, false, &usageError{err: fmt.Errorf("serve: unexpected arguments %q", fs.Args())}
+	}
+	given := map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { given[fl.Name] = true })
+	var envErr error
+	fs.VisitAll(func(fl *flag.Flag) {
+		name := "FLASHSALE_" + strings.ToUpper(strings.ReplaceAll(fl.Name, "-", "_"))
+		if v, ok := os.LookupEnv(name); ok && !given[fl.Name] && envErr == nil {
+			if err := fs.Set(fl.Name, v); err != nil {
+				envErr = &usageError{err: fmt.Errorf("serve: %s: %w", name, err)}
+			}
+		}
+	})
+	return f, false, envErr
+}
+
+func newLogger(format, level string, w io.Writer) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("serve: --log-level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("serve: --log-format %q: want text or json", format)
+}
+
+// serveMain runs `flashsale serve`.
+func serveMain(args []string) error {
+	f, help, err := parseServeFlags(args, os.Stderr)
+	if help || err != nil {
+		return err
+	}
+	log, err := newLogger(f.logFormat, f.logLevel, os.Stderr)
+	if err != nil {
+		return &usageError{err: err}
+	}
+	generatedToken := false
+	if f.demo && f.adminToken == "" {
+		var b [demoTokenBytes]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return fmt.Errorf("serve: generating the demo admin token: %w", err)
+		}
+		f.adminToken, generatedToken = hex.EncodeToString(b[:]), true
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	started := time.Now()
+	eng, err := engine.Open(engine.Options{
+		Dir:          f.data,
+		Logger:       log.With("component", "engine"),
+		KeepUnsynced: f.mysqlDSN != "",
+		WAL:          wal.Options{OnCommit: server.ObserveWALCommit},
+	})
+	if err != nil {
+		return fmt.Errorf("serve: opening the engine in %s: %w", f.data, err)
+	}
+	st := eng.Stats()
+	log.Info("engine recovered", "dir", f.data, "skus", st.SKUs, "durable_seq", st.Log.Durable,
+		"took", time.Since(started).Round(time.Millisecond))
+	closeEngine := func() error {
+		if err := eng.Close(); err != nil {
+			log.Error("closing the engine", "err", err)
+			return fmt.Errorf("serve: closing the engine: %w", err)
+		}
+		return nil
+	}
+
+	if f.rebuild {
+		if f.mysqlDSN == "" {
+			return errors.Join(&usageError{err: errors.New("serve: --rebuild-from-mysql needs --mysql-dsn")}, closeEngine())
+		}
+		cfg := f.sync
+		cfg.DSN, cfg.Logger = f.mysqlDSN, log.With("component", "rebuild")
+		if _, err := rebuildFromMySQL(ctx, eng, cfg); err != nil {
+			return errors.Join(fmt.Errorf("serve: --rebuild-from-mysql: %w", err), closeEngine())
+		}
+	}
+	var syncer syncHandle
+	if f.mysqlDSN != "" {
+		cfg := f.sync
+		cfg.DSN, cfg.Logger = f.mysqlDSN, log.With("component", "syncer")
+		syncer, err = startSync(ctx, eng, cfg)
+		if err != nil {
+			log.Error("starting the MySQL syncer", "err", err)
+			return errors.Join(fmt.Errorf("serve: starting the MySQL syncer: %w", err), closeEngine())
+		}
+	}
+	closeAll := func() error {
+		var errs []error
+		if syncer != nil {
+			if err := syncer.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("serve: closing the syncer: %w", err))
+			}
+		}
+		return errors.Join(append(errs, closeEngine())...)
+	}
+
+	hot := splitList(f.hotSKUs)
+	if f.demo {
+		if err := createDemoCatalog(ctx, eng); err != nil {
+			return errors.Join(err, closeAll())
+		}
+		if len(hot) == 0 {
+			hot = demoSKUNames()
+		}
+	}
+
+	cfg := server.Config{
+		AdminToken:     f.adminToken,
+		BodyBytesMax:   f.bodyBytesMax,
+		RequestTimeout: f.requestTimeout,
+		ReadTimeout:    f.readTimeout,
+		WriteTimeout:   f.writeTimeout,
+		IdleTimeout:    f.idleTimeout,
+		ConnsMax:       f.connsMax,
+		InFlightMax:    f.inFlightMax,
+		HotSKUs:        hot,
+		Logger:         log.With("component", "server"),
+	}
+	if syncer != nil {
+		cfg.Syncer = syncer
+	}
+	srv := server.New(eng, cfg)
+
+	ln, err := net.Listen("tcp", f.listen)
+	if err != nil {
+		return errors.Join(fmt.Errorf("serve: --listen: %w", err), closeAll())
+	}
+	var admin *http.Server
+	if f.adminListen != "" {
+		aln, err := net.Listen("tcp", f.adminListen)
+		if err != nil {
+			ln.Close()
+			return errors.Join(fmt.Errorf("serve: --admin-listen: %w", err), closeAll())
+		}
+		admin = &http.Server{Handler: adminMux(), ReadHeaderTimeout: adminHeaderTimeout}
+		go func() {
+			if err := admin.Serve(aln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("admin listener", "err", err)
+			}
+		}()
+		log.Info("operator listener (pprof)", "addr", aln.Addr().String())
+	}
+
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	addr := ln.Addr().String()
+	log.Info("serving", "addr", addr, "admin_token_set", f.adminToken != "", "mysql_sync", syncer != nil)
+	if f.demo {
+		printDemo(os.Stdout, addr, f.adminToken, generatedToken)
+	}
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+		log.Info("signal received: shutting down")
+	case serveErr = <-served:
+		log.Error("HTTP server stopped", "err", serveErr)
+	}
+	stop()
+	return shutdown(log, srv, admin, served, serveErr, closeAll)
+}
+
+// shutdown stops accepting, lets requests in flight finish (bounded), then
+// closes the syncer and the engine (which makes the log durable).
+func shutdown(log *slog.Logger, srv *server.Server, admin *http.Server, served chan error, serveErr error, closeAll func() error) error {
+	deadline := time.Now().Add(shutdownTotalTimeout)
+	hctx, cancel := context.WithTimeout(context.Background(), shutdownHTTPTimeout)
+	defer cancel()
+	if err := srv.Shutdown(hctx); err != nil {
+		log.Warn("requests still in flight at the shutdown deadline", "err", err)
+	}
+	if serveErr == nil {
+		select {
+		case serveErr = <-served:
+		case <-hctx.Done():
+		}
+	}
+	if admin != nil {
+		_ = admin.Close()
+	}
+	done := make(chan error, 1)
+	go func() { done <- closeAll() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			return err
+		}
+	case <-time.After(time.Until(deadline)):
+		return errors.New("serve: closing the engine did not finish within the shutdown budget")
+	}
+	if serveErr != nil {
+		return fmt.Errorf("serve: %w", serveErr)
+	}
+	log.Info("stopped cleanly")
+	return nil
+}
+
+func adminMux() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// demoSKU is one SKU of the demo catalog.
+type demoSKU struct {
+	id    string
+	total int64
+	limit int64
+}
+
+var demoCatalog = []demoSKU{
+	{"demo-phone", 100, 2},
+	{"demo-hoodie", 500, 0},
+	{"demo-sticker", 10_000, 0},
+}
+
+func demoSKUNames() []string {
+	out := make([]string, len(demoCatalog))
+	for i, d := range demoCatalog {
+		out[i] = d.id
+	}
+	return out
+}
+
+// createDemoCatalog creates the demo SKUs that do not exist yet (existing
+// ones keep their stock across restarts).
+func createDemoCatalog(ctx context.Context, eng *engine.Engine) error {
+	for _, d := range demoCatalog {
+		if _, ok := eng.Available(d.id); ok {
+			continue
+		}
+		limit := d.limit
+		if _, _, err := eng.SetSKU(ctx, engine.SetSKURequest{SKU: d.id, Total: d.total, LimitPerUser: &limit}); err != nil {
+			return fmt.Errorf("serve: creating demo SKU %s: %w", d.id, err)
+		}
+	}
+	return nil
+}
+
+// printDemo prints how to try the server. The admin token is printed here
+// (stdout, once) and never logged.
+func printDemo(w io.Writer, addr, token string, generated bool) {
+	host, port, err := net.SplitHostPort(addr)
+	if err == nil {
+		if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+			host = "127.0.0.1"
+		}
+		addr = net.JoinHostPort(host, port)
+	}
+	base := "http://" + addr
+	fmt.Fprintf(w, "\nflashsale is serving on %s with a demo catalog: demo-phone (100, at most 2 per user), demo-hoodie (500), demo-sticker (10000).\n\n", base)
+	fmt.Fprintf(w, "Sell your first item:\n  curl -s -X POST %s/v1/deduct -H 'Content-Type: application/json' \\\n"+
+		"    -d '{\"request_id\":\"my-first-order\",\"user_id\":\"alice\",\"items\":[{\"sku\":\"demo-phone\",\"qty\":1}]}'\n", base)
+	fmt.Fprintf(w, "See the stock:\n  curl -s %s/v1/skus/demo-phone\n", base)
+	if generated {
+		fmt.Fprintf(w, "Admin token (generated for this run, shown only here): %s\n", token)
+	} else {
+		fmt.Fprintf(w, "Admin token: the one you gave (--admin-token or FLASHSALE_ADMIN_TOKEN).\n")
+	}
+	fmt.Fprintf(w, "Restock (admin):\n  curl -s -X POST %s/v1/skus/demo-phone/restock -H \"Authorization: Bearer $TOKEN\" \\\n"+
+		"    -H 'Content-Type: application/json' -d '{\"request_id\":\"restock-1\",\"qty\":50}'\n\n", base)
+}

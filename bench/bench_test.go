@@ -1,0 +1,378 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/flashsale/flashsale/engine"
+	"github.com/flashsale/flashsale/server"
+)
+
+const (
+	testRedisAddr = "127.0.0.1:6379"
+	testMySQLDSN  = "root@tcp(127.0.0.1:3306)/test"
+)
+
+// testSeed is the workload seed; BENCH_SEED replays a given one.
+func testSeed(t *testing.T) int64 {
+	t.Helper()
+	seed := time.Now().UnixNano() % 1_000_000
+	if s := os.Getenv("BENCH_SEED"); s != "" {
+		v, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			t.Fatalf("BENCH_SEED=%q: %v", s, err)
+		}
+		seed = v
+	}
+	t.Logf("seed %d (replay with BENCH_SEED=%d)", seed, seed)
+	return seed
+}
+
+// needService skips (or, under CI=true, fails) when addr does not answer.
+func needService(t *testing.T, name, addr string) {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err == nil {
+		c.Close()
+		return
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("%s at %s is required under CI=true: %v (run scripts/ensure-services.sh)", name, addr, err)
+	}
+	t.Skipf("%s at %s not answering (%v); run scripts/ensure-services.sh", name, addr, err)
+}
+
+// hotConfig is a short hot sale that sells out: 300 attempts at 200 units.
+func hotConfig(t *testing.T) Config {
+	cfg := DefaultConfig()
+	cfg.Seed = testSeed(t)
+	cfg.Stock, cfg.Requests, cfg.Concurrency, cfg.Buyers = 200, 300, 8, 50
+	cfg.Duration = 20 * time.Second
+	return cfg
+}
+
+// startServer serves a fresh engine over HTTP on a loopback port.
+func startServer(t *testing.T) (url, token string) {
+	t.Helper()
+	eng, err := engine.Open(engine.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	token = "bench-test-token"
+	srv := server.New(eng, server.Config{AdminToken: token})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Error(err)
+		}
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+		if err := eng.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return "http://" + ln.Addr().String(), token
+}
+
+// runOK runs cfg against tgt and demands a verified result.
+func runOK(t *testing.T, cfg Config, tgt Target) Result {
+	t.Helper()
+	res, err := RunTarget(context.Background(), cfg, tgt)
+	if err != nil {
+		t.Fatalf("%s: %v (result %+v)", tgt.Info().Name, err, res)
+	}
+	if !res.Verified || res.Oversold != 0 || res.Failed() {
+		t.Fatalf("%s: not verified: %+v", tgt.Info().Name, res)
+	}
+	if res.Requests == 0 || res.OpsPerSec <= 0 || res.P50Ms <= 0 || res.MaxMs < res.P99Ms {
+		t.Fatalf("%s: figures missing: %+v", tgt.Info().Name, res)
+	}
+	return res
+}
+
+// checkHotSoldOut: 300 attempts at 200 units of stock sell exactly 200.
+func checkHotSoldOut(t *testing.T, res Result) {
+	t.Helper()
+	if res.Errors != 0 {
+		t.Fatalf("%s: %d errors, first: %s", res.Label(), res.Errors, res.FirstError)
+	}
+	if res.Successes != 200 || res.Rejected != 100 || res.Requests != 300 {
+		t.Fatalf("%s: %d sold, %d rejected of %d, want 200, 100 of 300", res.Label(), res.Successes, res.Rejected, res.Requests)
+	}
+}
+
+func TestTargetsHot(t *testing.T) {
+	t.Run("engine", func(t *testing.T) {
+		checkHotSoldOut(t, runOK(t, hotConfig(t), &EngineTarget{}))
+	})
+	t.Run("http", func(t *testing.T) {
+		url, token := startServer(t)
+		res := runOK(t, hotConfig(t), &HTTPTarget{URL: url, AdminToken: token})
+		checkHotSoldOut(t, res)
+		if !res.Verified || res.VerifyDetail == "" {
+			t.Fatalf("http: %+v", res)
+		}
+	})
+	t.Run("noop", func(t *testing.T) {
+		url, _ := startServer(t)
+		res := runOK(t, hotConfig(t), &HTTPTarget{URL: url, Noop: true})
+		if res.Successes != 300 || res.Verification != "n/a" {
+			t.Fatalf("noop: %+v", res)
+		}
+	})
+	for _, fsync := range []string{"always", "everysec"} {
+		t.Run("redis-lua-"+fsync, func(t *testing.T) {
+			needService(t, "Redis", testRedisAddr)
+			res := runOK(t, hotConfig(t), &RedisTarget{Addr: testRedisAddr, AppendFsync: fsync})
+			checkHotSoldOut(t, res)
+			if res.AppendFsync != fsync {
+				t.Fatalf("appendfsync %q, want %q", res.AppendFsync, fsync)
+			}
+		})
+	}
+	for _, task := range []bool{false, true} {
+		name := map[bool]string{false: "mysql-update", true: "mysql-task"}[task]
+		t.Run(name, func(t *testing.T) {
+			needService(t, "MariaDB", "127.0.0.1:3306")
+			checkHotSoldOut(t, runOK(t, hotConfig(t), &MySQLTarget{DSN: testMySQLDSN, Task: task}))
+		})
+	}
+}
+
+// TestScenarios runs every scenario on the embedded engine, and the reserve
+// and returns scenarios on the peers, whose books must balance too.
+func TestScenarios(t *testing.T) {
+	base := func(t *testing.T, scenario string) Config {
+		cfg := hotConfig(t)
+		cfg.Scenario, cfg.Stock, cfg.Qty, cfg.Requests = scenario, 500, 2, 400
+		cfg.ReserveTTL = time.Second
+		if scenario != ScenarioHot {
+			cfg.SKUs = 5
+		}
+		if scenario == ScenarioZipf {
+			cfg.SKUs = 50
+		}
+		return cfg
+	}
+	for _, sc := range []string{ScenarioZipf, ScenarioReserve, ScenarioReturns} {
+		t.Run("engine-"+sc, func(t *testing.T) {
+			res := runOK(t, base(t, sc), &EngineTarget{})
+			if res.Errors != 0 {
+				t.Fatalf("%d errors: %s", res.Errors, res.FirstError)
+			}
+		})
+	}
+	t.Run("http-reserve", func(t *testing.T) {
+		url, token := startServer(t)
+		runOK(t, base(t, ScenarioReserve), &HTTPTarget{URL: url, AdminToken: token})
+	})
+	for _, sc := range []string{ScenarioReserve, ScenarioReturns} {
+		t.Run("redis-"+sc, func(t *testing.T) {
+			needService(t, "Redis", testRedisAddr)
+			runOK(t, base(t, sc), &RedisTarget{Addr: testRedisAddr})
+		})
+		t.Run("mysql-task-"+sc, func(t *testing.T) {
+			needService(t, "MariaDB", "127.0.0.1:3306")
+			runOK(t, base(t, sc), &MySQLTarget{DSN: testMySQLDSN, Task: true})
+		})
+	}
+}
+
+// TestPerUserLimit: with a limit of 2 per buyer and 10 buyers, at most 20
+// units sell, and the harness checks the limit on what was acknowledged.
+func TestPerUserLimit(t *testing.T) {
+	cfg := hotConfig(t)
+	cfg.Buyers, cfg.LimitPerUser = 10, 2
+	res := runOK(t, cfg, &EngineTarget{})
+	if res.Successes > 20 || res.Successes == 0 {
+		t.Fatalf("engine: %d sold with 10 buyers limited to 2", res.Successes)
+	}
+	t.Run("redis", func(t *testing.T) {
+		needService(t, "Redis", testRedisAddr)
+		res := runOK(t, cfg, &RedisTarget{Addr: testRedisAddr})
+		if res.Successes > 20 {
+			t.Fatalf("redis: %d sold with 10 buyers limited to 2", res.Successes)
+		}
+	})
+	t.Run("mysql skipped", func(t *testing.T) {
+		res, err := RunTarget(context.Background(), cfg, &MySQLTarget{DSN: testMySQLDSN})
+		if err != nil || res.Skipped == "" || res.Failed() {
+			t.Fatalf("mysql with a limit: err %v, result %+v; want skipped", err, res)
+		}
+	})
+}
+
+func TestOpenLoop(t *testing.T) {
+	cfg := hotConfig(t)
+	cfg.Rate = 3000 // 300 flows take about 0.1 s
+	res := runOK(t, cfg, &EngineTarget{})
+	checkHotSoldOut(t, res)
+	if res.Mode != "open" || res.DurationS < 0.09 {
+		t.Fatalf("open loop: mode %s, %.3f s for 300 flows at 3000/s", res.Mode, res.DurationS)
+	}
+}
+
+// fakeTarget is a deliberately broken store: it acknowledges every sale
+// (overselling once stock is gone) or, with lose, sells correctly but
+// forgets what it sold (its store shows the initial stock).
+type fakeTarget struct {
+	stock, sold atomic.Int64
+	lose        bool
+}
+
+func (f *fakeTarget) Info() Info { return Info{Name: "fake", InProcess: true} }
+func (f *fakeTarget) Setup(_ context.Context, w *Workload) error {
+	f.stock.Store(w.Config().Stock)
+	return nil
+}
+func (f *fakeTarget) Do(_ context.Context, s *Step) Outcome {
+	if f.sold.Add(s.Qty) > f.stock.Load() && f.lose {
+		f.sold.Add(-s.Qty) // the forgetful fake does not oversell
+		return Outcome{Status: StatusRejected}
+	}
+	return Outcome{Status: StatusOK}
+}
+func (f *fakeTarget) Observe(_ context.Context, skus []string) ([]Observed, error) {
+	avail := f.stock.Load() - f.sold.Load()
+	if f.lose {
+		avail = f.stock.Load()
+	}
+	return []Observed{{Available: avail, Reserved: -1, Sold: -1, Records: -1}}, nil
+}
+func (f *fakeTarget) Close() error { return nil }
+
+func TestBrokenTargetFails(t *testing.T) {
+	for _, lose := range []bool{false, true} {
+		cfg := hotConfig(t)
+		results, err := Run(context.Background(), cfg, []Target{&fakeTarget{lose: lose}})
+		if !errors.Is(err, ErrVerificationFailed) {
+			t.Fatalf("lose=%v: err %v, want ErrVerificationFailed", lose, err)
+		}
+		r := results[0]
+		if r.Verified || !r.Failed() || r.Verification != "FAIL" {
+			t.Fatalf("lose=%v: %+v", lose, r)
+		}
+		if !lose && r.Oversold != 100 {
+			t.Fatalf("oversold %d, want 100 (300 sold of 200)", r.Oversold)
+		}
+		if lose && (r.Oversold != 0 || !contains(r.VerifyDetail, "available 200, want 0")) {
+			t.Fatalf("lost sales: oversold %d, detail %q", r.Oversold, r.VerifyDetail)
+		}
+		t.Logf("lose=%v: %s", lose, r.VerifyDetail)
+	}
+}
+
+// TestWorkloadDeterministic: the same seed gives the same flows whatever
+// the prefix; another seed gives others.
+func TestWorkloadDeterministic(t *testing.T) {
+	for _, sc := range []string{ScenarioHot, ScenarioZipf, ScenarioReserve, ScenarioReturns} {
+		cfg := DefaultConfig()
+		cfg.Scenario, cfg.Seed, cfg.Qty = sc, testSeed(t), 3
+		if sc != ScenarioHot {
+			cfg.SKUs = 100
+		}
+		a, b := NewWorkload(cfg, "a"), NewWorkload(cfg, "b")
+		cfg.Seed++
+		c := NewWorkload(cfg, "a")
+		differs := 0
+		kinds := map[Kind]int{}
+		for i := uint64(0); i < 2000; i++ {
+			var fa, fb, fc Flow
+			a.Flow(i, &fa)
+			b.Flow(i, &fb)
+			c.Flow(i, &fc)
+			if fa.N != fb.N || fa.Steps[0].User != fb.Steps[0].User || fa.Steps[0].SKUIndex != fb.Steps[0].SKUIndex ||
+				fa.Steps[1].Kind != fb.Steps[1].Kind || fa.Steps[1].Qty != fb.Steps[1].Qty {
+				t.Fatalf("%s flow %d differs between prefixes: %+v vs %+v", sc, i, fa, fb)
+			}
+			if fa.Steps[0].User != fc.Steps[0].User {
+				differs++
+			}
+			for k := 0; k < fa.N; k++ {
+				kinds[fa.Steps[k].Kind]++
+			}
+		}
+		if differs == 0 {
+			t.Fatalf("%s: another seed gave the same buyers", sc)
+		}
+		switch sc {
+		case ScenarioReserve:
+			if kinds[KindReserve] != 2000 || kinds[KindConfirm] == 0 || kinds[KindCancel] == 0 {
+				t.Fatalf("reserve: kinds %v", kinds)
+			}
+		case ScenarioReturns:
+			if kinds[KindDeduct] != 2000 || kinds[KindReturn] == 0 {
+				t.Fatalf("returns: kinds %v", kinds)
+			}
+		}
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	bad := []func(*Config){
+		func(c *Config) { c.Scenario = "nope" },
+		func(c *Config) { c.SKUs = 2 }, // hot has one SKU
+		func(c *Config) { c.Concurrency = 0 },
+		func(c *Config) { c.Duration = 0 },
+		func(c *Config) { c.Qty = 0 },
+		func(c *Config) { c.Prefix = "a b" },
+		func(c *Config) { c.ConfirmRatio, c.CancelRatio = 0.8, 0.5 },
+	}
+	for i, f := range bad {
+		c := DefaultConfig()
+		f(&c)
+		if err := c.Validate(); !errors.Is(err, ErrConfig) {
+			t.Errorf("case %d: %v, want ErrConfig", i, err)
+		}
+	}
+	c := DefaultConfig()
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestReport(t *testing.T) {
+	res := runOK(t, hotConfig(t), &EngineTarget{})
+	dir := t.TempDir()
+	if err := WriteJSON(dir+"/r.json", []Result{res}); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(dir + "/r.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{`"results"`, `"target": "engine"`, `"ops_per_sec"`, `"p999_ms"`, `"oversold": 0`, `"verified": true`} {
+		if !contains(string(b), key) {
+			t.Fatalf("json lacks %s:\n%s", key, b)
+		}
+	}
+	if err := WritePNG(dir+"/r.png", []Result{res, res}); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(dir + "/r.png"); err != nil || fi.Size() < 1000 {
+		t.Fatalf("png: %v %v", fi, err)
+	}
+}
+
+func contains(s, sub string) bool {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if s[i:i+len(sub)] == sub {
+			return true
+		}
+	}
+	return false
+}

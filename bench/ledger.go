@@ -1,0 +1,242 @@
+package bench
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+)
+
+// skuBook is what the harness saw acknowledged for one SKU, in units.
+type skuBook struct {
+	deduct, reserve, confirm, cancel, ret atomic.Int64
+	// unknown is the quantity of requests with no definite answer: each may
+	// or may not have changed the stock by that much.
+	unknown        atomic.Int64
+	changes        atomic.Int64 // acknowledged changes (flow records expected)
+	unknownChanges atomic.Int64
+}
+
+// Ledger records every answer of a run; verification compares it with the
+// target's store. Safe for concurrent use.
+type Ledger struct {
+	cfg   Config
+	skus  []skuBook
+	limit bool // track per-user holdings (deduct-only scenarios with a limit)
+
+	userMu   [64]sync.Mutex
+	userHeld [64]map[uint64]int64
+
+	sampleN  atomic.Int64
+	sampleMu sync.Mutex
+	sample   []ackedStep
+
+	attempts, ok, rejected, failed, unknown atomic.Int64
+}
+
+type ackedStep struct {
+	step Step
+	seq  uint64
+}
+
+// NewLedger returns an empty ledger for a workload of cfg.
+func NewLedger(cfg Config) *Ledger {
+	l := &Ledger{cfg: cfg, skus: make([]skuBook, cfg.SKUs)}
+	l.limit = cfg.LimitPerUser > 0 && (cfg.Scenario == ScenarioHot || cfg.Scenario == ScenarioZipf)
+	if l.limit {
+		for i := range l.userHeld {
+			l.userHeld[i] = make(map[uint64]int64)
+		}
+	}
+	return l
+}
+
+// Record accounts for the answer o to step s.
+func (l *Ledger) Record(s *Step, o Outcome) {
+	b := &l.skus[s.SKUIndex]
+	l.attempts.Add(1)
+	switch o.Status {
+	case StatusRejected:
+		l.rejected.Add(1)
+		return
+	case StatusFailed:
+		l.failed.Add(1)
+		return
+	case StatusUnknown:
+		l.unknown.Add(1)
+		b.unknown.Add(s.Qty)
+		b.unknownChanges.Add(1)
+		return
+	case StatusOK:
+	default:
+		panic(fmt.Sprintf("bench: step %s %s answered with status %d", s.Kind, s.RequestID, o.Status))
+	}
+	l.ok.Add(1)
+	b.changes.Add(1)
+	switch s.Kind {
+	case KindDeduct:
+		b.deduct.Add(s.Qty)
+	case KindReserve:
+		b.reserve.Add(s.Qty)
+	case KindConfirm:
+		b.confirm.Add(s.Qty)
+	case KindCancel:
+		b.cancel.Add(s.Qty)
+	case KindReturn:
+		b.ret.Add(s.Qty)
+	}
+	if l.limit && s.Kind == KindDeduct {
+		key := uint64(s.User)<<20 | uint64(s.SKUIndex)
+		sh := key % uint64(len(l.userMu))
+		l.userMu[sh].Lock()
+		l.userHeld[sh][key] += s.Qty
+		l.userMu[sh].Unlock()
+	}
+	if (s.Kind == KindDeduct || s.Kind == KindReserve) && l.sampleN.Load() < verifySampleMax {
+		l.sampleMu.Lock()
+		if len(l.sample) < verifySampleMax {
+			l.sample = append(l.sample, ackedStep{*s, o.Seq})
+			l.sampleN.Store(int64(len(l.sample)))
+		}
+		l.sampleMu.Unlock()
+	}
+}
+
+// Successes is the number of acknowledged requests.
+func (l *Ledger) Successes() int64 { return l.ok.Load() }
+
+// Verification is the outcome of the check after a run.
+type Verification struct {
+	Verified bool
+	Skipped  bool   // nothing to verify (noop)
+	Oversold int64  // units acknowledged beyond stock, or below zero in the store
+	Detail   string // what failed, or what was checked
+}
+
+func (v Verification) String() string {
+	switch {
+	case v.Skipped:
+		return "n/a"
+	case v.Verified:
+		return "ok"
+	}
+	return "FAIL"
+}
+
+// problems collects verification failures, bounded so a report stays short.
+type problems struct {
+	list []string
+	n    int
+}
+
+const problemsShownMax = 5
+
+func (p *problems) addf(format string, args ...any) {
+	p.n++
+	if len(p.list) < problemsShownMax {
+		p.list = append(p.list, fmt.Sprintf(format, args...))
+	}
+}
+
+func (p *problems) String() string {
+	s := strings.Join(p.list, "; ")
+	if p.n > len(p.list) {
+		s += fmt.Sprintf("; and %d more", p.n-len(p.list))
+	}
+	return s
+}
+
+func abs64(x int64) int64 {
+	if x < 0 {
+		return -x
+	}
+	return x
+}
+
+// verify compares the store (obs, one per SKU of the workload) with the
+// ledger. expires: the target released every unconfirmed reservation after
+// its TTL (the caller waited for that).
+func (l *Ledger) verify(info Info, obs []Observed) Verification {
+	var p problems
+	var oversold int64
+	stock := l.cfg.Stock
+	var recordsSeen, recordsWant, recordsSlack int64
+	recordsKept := false
+	for i := range l.skus {
+		b := &l.skus[i]
+		o := obs[i]
+		d, r, c, x, rt := b.deduct.Load(), b.reserve.Load(), b.confirm.Load(), b.cancel.Load(), b.ret.Load()
+		unk := b.unknown.Load()
+		sold := d + c - rt
+		held := r - c - x // reservations still held by the ledger's account
+		wantAvail := stock - d - r + x + rt
+		wantReserved := held
+		if info.Expires {
+			wantAvail += held
+			wantReserved = 0
+		}
+		// Acknowledged beyond stock: the cardinal sin, whatever the store says.
+		// (A target that expires reservations may reuse their stock, so only
+		// its sales count there.)
+		committed := sold + held
+		if info.Expires {
+			committed = sold
+		}
+		// Oversold units: acknowledged beyond stock, or the store below zero
+		// (usually the same units seen twice: count the larger).
+		over := max(committed-stock, -o.Available, 0)
+		oversold += over
+		if committed > stock {
+			p.addf("sku %d: %d units acknowledged beyond stock %d", i, committed-stock, stock)
+		}
+		if o.Available < 0 {
+			p.addf("sku %d: available %d below zero", i, o.Available)
+		}
+		if abs64(o.Available-wantAvail) > unk {
+			p.addf("sku %d: available %d, want %d (initial %d - taken + released, unknown outcomes %d)", i, o.Available, wantAvail, stock, unk)
+		}
+		if o.Reserved >= 0 && abs64(o.Reserved-wantReserved) > unk {
+			p.addf("sku %d: reserved %d, want %d", i, o.Reserved, wantReserved)
+		}
+		if o.Sold >= 0 && abs64(o.Sold-sold) > unk {
+			p.addf("sku %d: sold %d, want %d acknowledged", i, o.Sold, sold)
+		}
+		if o.Records >= 0 {
+			recordsKept = true
+			recordsSeen += o.Records
+		}
+		recordsWant += b.changes.Load()
+		recordsSlack += b.unknownChanges.Load()
+	}
+	if recordsKept && (recordsSeen < recordsWant || recordsSeen > recordsWant+recordsSlack) {
+		p.addf("flow records %d, want %d acknowledged changes (+ up to %d unknown)", recordsSeen, recordsWant, recordsSlack)
+	}
+	// The hot scenario sells exactly min(stock, attempts) when every answer
+	// was definite and no limit interfered: no overselling, no underselling.
+	if l.cfg.Scenario == ScenarioHot && l.failed.Load() == 0 && l.unknown.Load() == 0 && l.cfg.LimitPerUser == 0 {
+		b := &l.skus[0]
+		want := min(stock/l.cfg.Qty*l.cfg.Qty, l.attempts.Load()*l.cfg.Qty)
+		if got := b.deduct.Load(); got != want {
+			p.addf("hot: %d units sold, want min(stock, attempts) = %d", got, want)
+		}
+	}
+	if l.limit {
+		for i := range l.userHeld {
+			for key, held := range l.userHeld[i] {
+				if held > l.cfg.LimitPerUser {
+					p.addf("user %d sku %d: %d units acknowledged, limit %d", key>>20, key&(1<<20-1), held, l.cfg.LimitPerUser)
+				}
+			}
+		}
+	}
+	v := Verification{Verified: p.n == 0, Oversold: oversold}
+	if p.n > 0 {
+		v.Detail = p.String()
+	} else {
+		v.Detail = fmt.Sprintf("%d SKUs match the acknowledged changes", len(l.skus))
+		if recordsKept {
+			v.Detail += fmt.Sprintf(", %d flow records", recordsSeen)
+		}
+	}
+	return v
+}

@@ -40,8 +40,9 @@ var ErrClosed = errors.New("wal: log closed")
 var ErrFailed = errors.New("wal: log failed")
 
 // Ack is told when its record, seq, is durable (err == nil) or will never be
-// (err != nil). Durable is called from the committer goroutine: it must not
-// block (send on a buffered channel, set a flag).
+// (err != nil). Durable is called from the log's ack goroutine, in seq order,
+// while the next commit runs: it must not block (send on a buffered channel,
+// set a flag).
 type Ack interface {
 	Durable(seq uint64, err error)
 }
@@ -217,7 +218,26 @@ func (l *Log) openGroup(n int) *group {
 }
 
 func (l *Log) commitLoop() {
-	defer close(l.done)
+	// Acks run on their own goroutine so that the next commit starts while
+	// the callers of the last one are being answered. The channel holds one
+	// group: at most two groups are between commit and ack at any moment.
+	acks := make(chan ackWork, 1)
+	acked := make(chan struct{})
+	go func() {
+		defer close(acked)
+		for w := range acks {
+			for _, g := range w.groups {
+				for i, a := range g.acks {
+					a.Durable(g.first+uint64(i), w.err)
+				}
+			}
+		}
+	}()
+	defer func() {
+		close(acks)
+		<-acked
+		close(l.done)
+	}()
 	for {
 		l.mu.Lock()
 		for len(l.queue) == 0 && !l.closing {
@@ -248,9 +268,10 @@ func (l *Log) commitLoop() {
 			l.opts.Logger.Error("wal: commit failed; refusing all further writes", "err", err)
 		}
 		failed := l.err
-		var rest []*group
+		groups := []*group{g}
 		if failed != nil {
-			rest, l.queue, l.queued = l.queue, nil, 0
+			groups = append(groups, l.queue...)
+			l.queue, l.queued = nil, 0
 		} else {
 			l.durable.Store(g.last)
 			close(l.notify)
@@ -258,16 +279,14 @@ func (l *Log) commitLoop() {
 		}
 		l.room.Broadcast()
 		l.mu.Unlock()
-
-		for i, a := range g.acks {
-			a.Durable(g.first+uint64(i), failed)
-		}
-		for _, r := range rest {
-			for i, a := range r.acks {
-				a.Durable(r.first+uint64(i), failed)
-			}
-		}
+		acks <- ackWork{groups: groups, err: failed}
 	}
+}
+
+// ackWork is a committed (or failed) run of groups whose acks are due.
+type ackWork struct {
+	groups []*group
+	err    error
 }
 
 // fatalError carries Pebble's Logger.Fatalf out of a commit as a panic.
@@ -373,6 +392,13 @@ func (l *Log) Truncate(below uint64) error {
 		return err
 	}
 	if err := l.commit(b); err != nil {
+		// Pebble's commit pipeline is broken after a failed commit, whatever
+		// the batch: the log is failed for good, as for an append.
+		l.mu.Lock()
+		if l.err == nil {
+			l.err = fmt.Errorf("%w: truncate: %w", ErrFailed, err)
+		}
+		l.mu.Unlock()
 		return fmt.Errorf("wal: truncate: %w", err)
 	}
 	b.Close()

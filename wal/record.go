@@ -78,14 +78,17 @@ var ErrCorrupt = errors.New("wal: corrupt record")
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
+// timeMsMax bounds the times in a record (the decoder's uvarint bound).
+const timeMsMax = 1 << 62
+
 // Validate checks the record against the format's rules. Encode calls it, so
 // no record that Decode would refuse is ever written.
 func (r *Record) Validate() error {
 	if r.Kind == 0 || r.Kind >= kindEnd {
 		return fmt.Errorf("%w: kind %d", ErrCorrupt, r.Kind)
 	}
-	if r.TimeMs < 0 || r.ExpiresAtMs < 0 {
-		return fmt.Errorf("%w: negative time", ErrCorrupt)
+	if r.TimeMs < 0 || r.ExpiresAtMs < 0 || r.TimeMs > timeMsMax || r.ExpiresAtMs > timeMsMax {
+		return fmt.Errorf("%w: time out of range", ErrCorrupt)
 	}
 	if r.Kind == KindReserve && r.ExpiresAtMs == 0 {
 		return fmt.Errorf("%w: reserve without expiry", ErrCorrupt)
@@ -237,9 +240,11 @@ func (d *decoder) byte() byte {
 	return c
 }
 
+// uvarint and varint accept only the minimal encoding, so the format is
+// canonical: one record has exactly one encoding.
 func (d *decoder) uvarint() uint64 {
 	v, n := binary.Uvarint(d.b)
-	if n <= 0 || v > 1<<62 {
+	if n <= 0 || v > timeMsMax || n != uvarintLen(v) {
 		d.fail("uvarint")
 		return 0
 	}
@@ -247,9 +252,17 @@ func (d *decoder) uvarint() uint64 {
 	return v
 }
 
+func uvarintLen(v uint64) int {
+	n := 1
+	for ; v >= 0x80; v >>= 7 {
+		n++
+	}
+	return n
+}
+
 func (d *decoder) varint() int64 {
 	v, n := binary.Varint(d.b)
-	if n <= 0 {
+	if n <= 0 || n != uvarintLen(uint64(v<<1)^uint64(v>>63)) {
 		d.fail("varint")
 		return 0
 	}

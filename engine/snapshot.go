@@ -9,7 +9,6 @@ import (
 	"io"
 	"math"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -64,15 +63,15 @@ func listSnapshots(fs vfs.FS, dir string) ([]uint64, error) {
 
 // loadState returns the newest snapshot at or below upTo (an empty State if
 // there is none) and folds the log after it up to upTo.
-func loadState(fs vfs.FS, dir string, l *wal.Log, upTo uint64) (*State, error) {
+func loadState(fs vfs.FS, dir string, l *wal.Log, upTo uint64, idsMax int) (*State, error) {
 	seqs, err := listSnapshots(fs, dir)
 	if err != nil {
 		return nil, err
 	}
-	st := NewState()
+	st := newState(idsMax)
 	for i := len(seqs) - 1; i >= 0; i-- {
 		if seqs[i] <= upTo {
-			if st, err = readSnapshot(fs, fs.PathJoin(dir, snapshotName(seqs[i]))); err != nil {
+			if st, err = readSnapshot(fs, fs.PathJoin(dir, snapshotName(seqs[i])), idsMax); err != nil {
 				return nil, err
 			}
 			break
@@ -101,7 +100,7 @@ func foldLog(l *wal.Log, st *State, upTo uint64) error {
 
 // recover builds the state to serve from: the newest snapshot plus the log.
 func (e *Engine) recover() (*State, error) {
-	st, err := loadState(e.opts.FS, e.opts.Dir, e.log, math.MaxUint64)
+	st, err := loadState(e.opts.FS, e.opts.Dir, e.log, math.MaxUint64, e.opts.RequestIDsMax)
 	if err != nil {
 		return nil, err
 	}
@@ -118,23 +117,14 @@ func (e *Engine) recover() (*State, error) {
 // install hands a recovered State to the live engine: SKU actors, tables and
 // the expiry queue. The live engine owns st's parts afterwards.
 func (e *Engine) install(st *State) {
-	e.requests.reserve(len(st.requests))
-	e.restocks.reserve(len(st.restocks))
-	e.returns.reserve(len(st.returns))
 	for _, s := range st.skus {
 		e.spawn(s)
 	}
-	for _, r := range st.requests {
-		e.requests.insert(r)
+	e.requests, e.restocks, e.returns = st.requests, st.restocks, st.returns
+	for _, r := range e.requests.entries() {
 		if r.status == statusReserved {
 			e.expiries.push(r.id, r.expires)
 		}
-	}
-	for _, r := range st.restocks {
-		e.restocks.insert(r)
-	}
-	for _, r := range st.returns {
-		e.returns.insert(r)
 	}
 }
 
@@ -145,7 +135,7 @@ func (e *Engine) StateAt(seq uint64) (*State, error) {
 	if seq > e.log.Durable() {
 		return nil, fmt.Errorf("engine: state at %d: beyond durable %d", seq, e.log.Durable())
 	}
-	st, err := loadState(e.opts.FS, e.opts.Dir, e.log, seq)
+	st, err := loadState(e.opts.FS, e.opts.Dir, e.log, seq, e.opts.RequestIDsMax)
 	if err != nil {
 		return nil, err
 	}
@@ -166,7 +156,7 @@ func ReadState(fs vfs.FS, dir string, upTo uint64) (*State, error) {
 		return nil, err
 	}
 	defer l.Close()
-	return loadState(fs, dir, l, upTo)
+	return loadState(fs, dir, l, upTo, RequestIDsMaxDefault)
 }
 
 // snapshot folds the records since the last snapshot into the shadow state,
@@ -177,7 +167,7 @@ func (e *Engine) snapshot() error {
 	defer e.snapMu.Unlock()
 	fs, dir := e.opts.FS, e.opts.Dir
 	if e.shadow == nil {
-		st, err := loadState(fs, dir, e.log, e.snapSeq.Load())
+		st, err := loadState(fs, dir, e.log, e.snapSeq.Load(), e.opts.RequestIDsMax)
 		if err != nil {
 			return err
 		}
@@ -190,9 +180,8 @@ func (e *Engine) snapshot() error {
 	st := e.shadow
 	if st.Seq > e.snapSeq.Load() {
 		cutoff := e.nowMs() - e.opts.IdempotencyWindow.Milliseconds()
-		for _, m := range []map[string]*request{st.requests, st.restocks, st.returns} {
-			forgetOld(m, cutoff)
-			trimToCap(m, e.opts.RequestIDsMax)
+		for _, t := range []*table{st.requests, st.restocks, st.returns} {
+			t.forget(cutoff)
 		}
 		if err := writeSnapshot(fs, dir, st); err != nil {
 			return err
@@ -230,19 +219,6 @@ func (e *Engine) truncate() error {
 		}
 	}
 	return nil
-}
-
-// trimToCap forgets the oldest finished ids beyond max.
-func trimToCap(m map[string]*request, max int) {
-	if len(m) <= max {
-		return
-	}
-	times := make([]int64, 0, len(m))
-	for _, r := range m {
-		times = append(times, r.doneMs)
-	}
-	sort.Slice(times, func(i, j int) bool { return times[i] > times[j] })
-	forgetOld(m, times[max-1])
 }
 
 func writeSnapshot(fs vfs.FS, dir string, st *State) error {
@@ -311,9 +287,10 @@ func writeState(w *snapWriter, st *State) {
 			w.varint(q)
 		}
 	}
-	for _, m := range []map[string]*request{st.requests, st.restocks, st.returns} {
-		w.uvarint(uint64(len(m)))
-		for _, r := range m {
+	for _, t := range []*table{st.requests, st.restocks, st.returns} {
+		entries := t.entries() // oldest first, so a reload keeps forgetting in order
+		w.uvarint(uint64(len(entries)))
+		for _, r := range entries {
 			w.str(r.id)
 			w.uvarint(uint64(r.kind))
 			w.uvarint(uint64(r.status))
@@ -355,7 +332,7 @@ func (w *snapWriter) str(s string) {
 	w.write([]byte(s))
 }
 
-func readSnapshot(fs vfs.FS, path string) (*State, error) {
+func readSnapshot(fs vfs.FS, path string, idsMax int) (*State, error) {
 	f, err := fs.Open(path)
 	if err != nil {
 		return nil, err
@@ -373,7 +350,7 @@ func readSnapshot(fs vfs.FS, path string) (*State, error) {
 		return nil, fmt.Errorf("%w: %s: checksum mismatch", errSnapshotCorrupt, path)
 	}
 	r := &snapReader{b: body}
-	st := NewState()
+	st := newState(idsMax)
 	st.Seq = r.uvarint()
 	for n := r.count(); n > 0 && r.err == nil; n-- {
 		s := newSKU(r.str())
@@ -386,9 +363,9 @@ func readSnapshot(fs vfs.FS, path string) (*State, error) {
 		}
 		st.skus[s.id] = s
 	}
-	for _, m := range []*map[string]*request{&st.requests, &st.restocks, &st.returns} {
+	for _, t := range []*table{st.requests, st.restocks, st.returns} {
 		n := r.count()
-		*m = make(map[string]*request, n) // sized once: no rehashing while loading
+		t.reserve(n) // sized once: no rehashing while loading
 		for ; n > 0 && r.err == nil; n-- {
 			q := &request{id: r.str(), kind: wal.Kind(r.uvarint()), status: uint8(r.uvarint()), user: r.str(),
 				hash: r.uvarint(), seq: r.uvarint(), doneMs: r.varint(), expires: r.varint(), settleSeq: r.uvarint()}
@@ -405,7 +382,7 @@ func readSnapshot(fs vfs.FS, path string) (*State, error) {
 					q.returned[i] = ret
 				}
 			}
-			(*m)[q.id] = q
+			t.insert(q)
 		}
 	}
 	if r.err == nil && len(r.b) != 0 {

@@ -233,17 +233,22 @@ func (r *request) itemIndex(skuID string) int {
 // snapshots build by folding the log. Fold is deterministic: the same records
 // in the same order give the same State.
 type State struct {
-	Seq      uint64 // the last record folded
-	skus     map[string]*sku
-	requests map[string]*request // deducts and reservations
-	restocks map[string]*request
-	returns  map[string]*request
+	Seq  uint64 // the last record folded
+	skus map[string]*sku
+	// The request tables are the live engine's own type: recovery hands
+	// them to the engine as they are, without copying millions of ids.
+	requests *table // deducts and reservations
+	restocks *table
+	returns  *table
 }
 
-// NewState returns an empty State.
-func NewState() *State {
-	return &State{skus: map[string]*sku{}, requests: map[string]*request{},
-		restocks: map[string]*request{}, returns: map[string]*request{}}
+// NewState returns an empty State that remembers up to
+// RequestIDsMaxDefault ids per namespace.
+func NewState() *State { return newState(RequestIDsMaxDefault) }
+
+func newState(idsMax int) *State {
+	return &State{skus: map[string]*sku{}, requests: newTable(idsMax),
+		restocks: newTable(idsMax), returns: newTable(idsMax)}
 }
 
 // SKUs returns every SKU's state, in no particular order.
@@ -280,12 +285,12 @@ func (st *State) Fold(seq uint64, r *wal.Record) error {
 	var req *request
 	switch r.Kind {
 	case wal.KindConfirm, wal.KindCancel, wal.KindExpire:
-		req = st.requests[r.RequestID]
+		req = st.requests.lookup(r.RequestID)
 		if req == nil || req.kind != wal.KindReserve || req.status != statusReserved {
 			return fmt.Errorf("engine: record %d settles %q, which is not an open reservation", seq, r.RequestID)
 		}
 	case wal.KindReturn:
-		req = st.requests[r.RefID]
+		req = st.requests.lookup(r.RefID)
 		if req == nil {
 			return fmt.Errorf("engine: record %d returns unknown request %q", seq, r.RefID)
 		}
@@ -313,7 +318,7 @@ func (st *State) Fold(seq uint64, r *wal.Record) error {
 func (st *State) remember(seq uint64, r *wal.Record, req *request) {
 	switch r.Kind {
 	case wal.KindDeduct, wal.KindReserve:
-		st.requests[r.RequestID] = newRequest(seq, r)
+		st.requests.insert(newRequest(seq, r))
 	case wal.KindConfirm:
 		req.status, req.settleSeq = statusConfirmed, seq
 	case wal.KindCancel:
@@ -322,9 +327,9 @@ func (st *State) remember(seq uint64, r *wal.Record, req *request) {
 		req.status, req.settleSeq = statusExpired, seq
 	case wal.KindReturn:
 		req.addReturned(r.Items)
-		st.returns[r.RequestID] = newRequest(seq, r)
+		st.returns.insert(newRequest(seq, r))
 	case wal.KindRestock:
-		st.restocks[r.RequestID] = newRequest(seq, r)
+		st.restocks.insert(newRequest(seq, r))
 	}
 }
 
@@ -363,16 +368,4 @@ func newRequest(seq uint64, r *wal.Record) *request {
 		req.items = append([]wal.Item(nil), r.Items...)
 	}
 	return req
-}
-
-// forget drops remembered ids decided before cutoffMs (the idempotency
-// window), except reservations still open, which stay until settled.
-func forgetOld(m map[string]*request, cutoffMs int64) (n int) {
-	for id, r := range m {
-		if r.doneMs < cutoffMs && r.status != statusReserved && r.status != statusPending && !r.busy {
-			delete(m, id)
-			n++
-		}
-	}
-	return n
 }

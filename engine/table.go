@@ -1,8 +1,10 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"hash/maphash"
+	"slices"
 	"sync"
 )
 
@@ -176,13 +178,48 @@ func (t *table) release(r *request, change func(r *request)) {
 	sh.mu.Unlock()
 }
 
-// insert puts a finished entry (from recovery) in place.
+// insert puts a finished entry in place (fold and recovery), replacing any
+// entry with its id.
 func (t *table) insert(r *request) {
 	sh := t.shard(r.id)
 	sh.mu.Lock()
+	if _, ok := sh.m[r.id]; !ok {
+		sh.order = append(sh.order, r.id)
+	}
 	sh.m[r.id] = r
-	sh.order = append(sh.order, r.id)
 	sh.mu.Unlock()
+}
+
+// lookup returns the entry for id, or nil. For single-threaded users (the
+// fold); live callers use claim and acquire.
+func (t *table) lookup(id string) *request {
+	sh := t.shard(id)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	return sh.m[id]
+}
+
+// entries returns every finished entry, oldest first (by decision time, then
+// seq), for a snapshot.
+func (t *table) entries() []*request {
+	var out []*request
+	for i := range t.shards {
+		sh := &t.shards[i]
+		sh.mu.Lock()
+		for _, r := range sh.m {
+			if r.status != statusPending {
+				out = append(out, r)
+			}
+		}
+		sh.mu.Unlock()
+	}
+	slices.SortFunc(out, func(a, b *request) int {
+		if c := cmp.Compare(a.doneMs, b.doneMs); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.seq, b.seq)
+	})
+	return out
 }
 
 // forget drops finished ids decided before cutoffMs, and the oldest ones

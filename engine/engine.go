@@ -374,8 +374,9 @@ func (e *Engine) catchBug() {
 }
 
 // validateItems checks items' syntax and ranges and that each SKU exists,
-// returning the refs. Syntax errors (400) come before unknown SKUs (404).
-func (e *Engine) validateItems(items []Item) ([]*skuRef, error) {
+// appending the refs to refs. Syntax errors (400) come before unknown SKUs
+// (404).
+func (e *Engine) validateItems(items []Item, refs []*skuRef) ([]*skuRef, error) {
 	if len(items) == 0 || len(items) > ItemsMax {
 		return nil, badRequest("items: %d, want 1..%d", len(items), ItemsMax)
 	}
@@ -392,11 +393,12 @@ func (e *Engine) validateItems(items []Item) ([]*skuRef, error) {
 			}
 		}
 	}
-	refs := make([]*skuRef, len(items))
-	for i, it := range items {
-		if refs[i] = e.ref(it.SKU); refs[i] == nil {
+	for _, it := range items {
+		r := e.ref(it.SKU)
+		if r == nil {
 			return nil, &ItemError{Err: ErrUnknownSKU, SKU: it.SKU}
 		}
+		refs = append(refs, r)
 	}
 	return refs, nil
 }

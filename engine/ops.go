@@ -52,7 +52,8 @@ func (e *Engine) take(ctx context.Context, kind wal.Kind, id, user string, items
 			return Result{}, err
 		}
 	}
-	refs, err := e.validateItems(items)
+	var refsBuf [1]*skuRef // a single-SKU request needs no allocation here
+	refs, err := e.validateItems(items, refsBuf[:0])
 	if err != nil {
 		return Result{}, err
 	}
@@ -73,11 +74,9 @@ func (e *Engine) take(ctx context.Context, kind wal.Kind, id, user string, items
 	if kind == wal.KindReserve {
 		expires = now + ttl.Milliseconds()
 	}
-	req, found, err := e.requests.claim(ctx, id, func() *request {
-		r := &request{id: id, kind: kind, user: user, hash: hash, doneMs: now, expires: expires}
-		r.setItems(items)
-		return r
-	})
+	fresh := &request{id: id, kind: kind, user: user, hash: hash, doneMs: now, expires: expires}
+	fresh.setItems(items)
+	req, found, err := e.requests.claim(ctx, fresh)
 	if err != nil {
 		return Result{}, err
 	}
@@ -340,7 +339,7 @@ func (e *Engine) Return(ctx context.Context, rr ReturnRequest) (Result, error) {
 	if err := validID("request_id", rr.RequestID); err != nil {
 		return Result{}, err
 	}
-	refs, err := e.validateItems(rr.Items)
+	refs, err := e.validateItems(rr.Items, nil)
 	if err != nil {
 		return Result{}, err
 	}
@@ -350,9 +349,7 @@ func (e *Engine) Return(ctx context.Context, rr ReturnRequest) (Result, error) {
 	}
 	defer e.leave()
 	now := e.nowMs()
-	ret, found, err := e.returns.claim(ctx, rr.ReturnID, func() *request {
-		return &request{id: rr.ReturnID, kind: wal.KindReturn, hash: hash, doneMs: now}
-	})
+	ret, found, err := e.returns.claim(ctx, &request{id: rr.ReturnID, kind: wal.KindReturn, hash: hash, doneMs: now})
 	if err != nil {
 		return Result{}, err
 	}
@@ -416,9 +413,7 @@ func (e *Engine) Restock(ctx context.Context, rr RestockRequest) (SKUState, Resu
 	}
 	defer e.leave()
 	now := e.nowMs()
-	req, found, err := e.restocks.claim(ctx, rr.RequestID, func() *request {
-		return &request{id: rr.RequestID, kind: wal.KindRestock, hash: hash, doneMs: now}
-	})
+	req, found, err := e.restocks.claim(ctx, &request{id: rr.RequestID, kind: wal.KindRestock, hash: hash, doneMs: now})
 	if err != nil {
 		return SKUState{}, Result{}, err
 	}

@@ -65,14 +65,15 @@ const (
 
 // claim looks id up. A finished entry is returned as is (the caller judges
 // replay or conflict). A pending one is waited for (bounded by ctx). Absent,
-// a new pending entry from mk is inserted and returned.
-func (t *table) claim(ctx context.Context, id string, mk func() *request) (*request, claimResult, error) {
+// fresh (whose id is the key) is inserted as a pending entry and returned.
+func (t *table) claim(ctx context.Context, fresh *request) (*request, claimResult, error) {
+	id := fresh.id
 	sh := t.shard(id)
 	for {
 		sh.mu.Lock()
 		r := sh.m[id]
 		if r == nil {
-			r = mk()
+			r = fresh
 			r.status = statusPending
 			sh.m[id] = r
 			sh.mu.Unlock()

@@ -121,11 +121,12 @@ func (e *Engine) install(st *State) {
 		e.spawn(s)
 	}
 	e.requests, e.restocks, e.returns = st.requests, st.restocks, st.returns
-	for _, r := range e.requests.entries() {
+	for _, r := range st.reservations {
 		if r.status == statusReserved {
 			e.expiries.push(r.id, r.expires)
 		}
 	}
+	st.reservations = nil
 }
 
 // StateAt returns the engine's state as of log record seq, folded from the
@@ -178,6 +179,9 @@ func (e *Engine) snapshot() error {
 		return err
 	}
 	st := e.shadow
+	// The shadow only needs the reservations list at recovery; keep it from
+	// growing with settled ones.
+	st.reservations = slices.DeleteFunc(st.reservations, func(r *request) bool { return r.status != statusReserved })
 	if st.Seq > e.snapSeq.Load() {
 		cutoff := e.nowMs() - e.opts.IdempotencyWindow.Milliseconds()
 		for _, t := range []*table{st.requests, st.restocks, st.returns} {
@@ -383,6 +387,9 @@ func readSnapshot(fs vfs.FS, path string, idsMax int) (*State, error) {
 				}
 			}
 			t.insert(q)
+			if q.status == statusReserved {
+				st.reservations = append(st.reservations, q)
+			}
 		}
 	}
 	if r.err == nil && len(r.b) != 0 {

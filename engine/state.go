@@ -240,6 +240,9 @@ type State struct {
 	requests *table // deducts and reservations
 	restocks *table
 	returns  *table
+	// reservations lists every reservation folded or loaded, open or not
+	// (recovery queues the open ones for expiry without scanning the table).
+	reservations []*request
 }
 
 // NewState returns an empty State that remembers up to
@@ -318,7 +321,11 @@ func (st *State) Fold(seq uint64, r *wal.Record) error {
 func (st *State) remember(seq uint64, r *wal.Record, req *request) {
 	switch r.Kind {
 	case wal.KindDeduct, wal.KindReserve:
-		st.requests.insert(newRequest(seq, r))
+		req := newRequest(seq, r)
+		st.requests.insert(req)
+		if r.Kind == wal.KindReserve {
+			st.reservations = append(st.reservations, req)
+		}
 	case wal.KindConfirm:
 		req.status, req.settleSeq = statusConfirmed, seq
 	case wal.KindCancel:

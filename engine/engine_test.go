@@ -6,12 +6,13 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/flashsale/flashsale/internal/testkit"
 
 	"github.com/flashsale/flashsale/wal"
 )
@@ -27,20 +28,7 @@ func newFakeClock() *fakeClock {
 func (c *fakeClock) Now() time.Time          { return time.UnixMilli(c.ms.Load()) }
 func (c *fakeClock) Advance(d time.Duration) { c.ms.Add(d.Milliseconds()) }
 
-// testSeed returns the seed from FLASHSALE_SEED, or a fresh one, and logs it
-// so that a failure can be replayed.
-func testSeed(t testing.TB) uint64 {
-	seed := uint64(time.Now().UnixNano())
-	if s := os.Getenv("FLASHSALE_SEED"); s != "" {
-		v, err := strconv.ParseUint(s, 10, 64)
-		if err != nil {
-			t.Fatalf("FLASHSALE_SEED: %v", err)
-		}
-		seed = v
-	}
-	t.Logf("seed %d (replay with FLASHSALE_SEED=%d)", seed, seed)
-	return seed
-}
+func testSeed(t testing.TB) uint64 { return testkit.Seed(t) }
 
 func openTest(t testing.TB, dir string, clock *fakeClock, tune func(*Options)) *Engine {
 	t.Helper()

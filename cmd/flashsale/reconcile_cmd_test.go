@@ -2,48 +2,18 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
-	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/flashsale/flashsale/internal/testkit"
 
 	"github.com/flashsale/flashsale/engine"
 	"github.com/flashsale/flashsale/sync/syncer"
 )
 
-// reconcileTestDB creates a fresh database on the local MariaDB and returns
-// its DSN; dropped at the end. Fails under CI=true when MySQL is missing.
-func reconcileTestDB(t *testing.T) string {
-	t.Helper()
-	server := "root@tcp(127.0.0.1:3306)/"
-	if v := os.Getenv("FLASHSALE_TEST_MYSQL"); v != "" {
-		server = v
-	}
-	admin, err := syncer.OpenDB(server)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { admin.Close() })
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := admin.PingContext(ctx); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("MySQL unreachable (CI=true: failing, not skipping): %v", err)
-		}
-		t.Skipf("MySQL unreachable: %v", err)
-	}
-	b := make([]byte, 6)
-	rand.Read(b)
-	name := "fs_test_" + hex.EncodeToString(b)
-	if _, err := admin.Exec("CREATE DATABASE " + name); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { admin.Exec("DROP DATABASE IF EXISTS " + name) })
-	return strings.TrimSuffix(server, "/") + "/" + name
-}
+func reconcileTestDB(t *testing.T) string { return testkit.MySQLDatabase(t) }
 
 // TestReconcileCommand syncs a small history through startSync (the serve
 // wiring), checks the live reconcile and the offline command, then edits

@@ -2,57 +2,16 @@ package syncer
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
-	"os"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/flashsale/flashsale/internal/testkit"
 )
 
-// mysqlServerDSN is the local MariaDB the tests use (root, no password).
-// FLASHSALE_TEST_MYSQL overrides it (a DSN without a database name).
-func mysqlServerDSN() string {
-	if v := os.Getenv("FLASHSALE_TEST_MYSQL"); v != "" {
-		return v
-	}
-	return "root@tcp(127.0.0.1:3306)/"
-}
+func mysqlServerDSN() string { return testkit.MySQLServer() }
 
-// testDatabase creates a fresh database fs_test_<random> and returns a DSN
-// for it; the database is dropped when the test ends. Without MySQL the test
-// fails under CI=true and is skipped otherwise.
-func testDatabase(t testing.TB) string {
-	t.Helper()
-	admin, err := OpenDB(mysqlServerDSN())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { admin.Close() })
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := admin.PingContext(ctx); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("MySQL unreachable at %s (CI=true: failing, not skipping): %v", mysqlServerDSN(), err)
-		}
-		t.Skipf("MySQL unreachable at %s: %v (run scripts/ensure-services.sh)", mysqlServerDSN(), err)
-	}
-	b := make([]byte, 6)
-	rand.Read(b)
-	name := "fs_test_" + hex.EncodeToString(b)
-	if _, err := admin.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if _, err := admin.ExecContext(ctx, "DROP DATABASE IF EXISTS "+name); err != nil {
-			t.Errorf("drop %s: %v", name, err)
-		}
-	})
-	return strings.TrimSuffix(mysqlServerDSN(), "/") + "/" + name
-}
+func testDatabase(t testing.TB) string { return testkit.MySQLDatabase(t) }
 
 // openTestDB opens dsn and closes it when the test ends.
 func openTestDB(t testing.TB, dsn string) *sql.DB {

@@ -6,28 +6,17 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/flashsale/flashsale/internal/testkit"
+
 	"github.com/flashsale/flashsale/engine"
 )
 
-// testSeed returns FLASHSALE_SEED or a fresh seed, and logs it for replay.
-func testSeed(t testing.TB) uint64 {
-	seed := uint64(time.Now().UnixNano())
-	if s := os.Getenv("FLASHSALE_SEED"); s != "" {
-		v, err := strconv.ParseUint(s, 10, 64)
-		if err != nil {
-			t.Fatalf("FLASHSALE_SEED: %v", err)
-		}
-		seed = v
-	}
-	t.Logf("seed %d (replay with FLASHSALE_SEED=%d)", seed, seed)
-	return seed
-}
+func testSeed(t testing.TB) uint64 { return testkit.Seed(t) }
 
 // ack is one change the engine acknowledged: its record must reach
 // stock_flow exactly once, as Items rows at Seq. ID is the request id (for

@@ -41,7 +41,10 @@ ensure_redis() {
 	if port_open 6379; then return 0; fi
 	echo "ensure-services: Redis not answering on 127.0.0.1:6379; starting it" >&2
 	command -v redis-server >/dev/null || apt_install redis-server
-	redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no >/dev/null
+	# Its working directory takes the AOF files when the bench harness turns
+	# appendonly on: keep them out of the checkout.
+	mkdir -p /tmp/flashsale-redis
+	redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no --dir /tmp/flashsale-redis >/dev/null
 	wait_port 6379 30 || { echo "ensure-services: Redis did not start" >&2; exit 1; }
 }
 

@@ -54,9 +54,9 @@
 // finally runs [Record.Validate], the same rules Encode enforces before it
 // writes. Every decoding error wraps [ErrCorrupt]. A corrupt length therefore
 // never makes a reader allocate without bound, and a record that passes
-// Decode is one that Encode could have written. The encoding is not strictly
-// canonical: Decode also accepts varints padded with redundant continuation
-// bytes (Encode never writes them), so compare decoded records, not bytes.
+// Decode is one that Encode could have written. The encoding is canonical:
+// Decode refuses varints padded with redundant continuation bytes, so a
+// record has exactly one encoding (FuzzDecode checks encode(decode(x)) == x).
 //
 // # Keys
 //
@@ -107,7 +107,8 @@
 // batch holding one DeleteRange and the new floor key, committed with
 // pebble.Sync. The engine calls it only below what is both in a snapshot and,
 // when a syncer runs, confirmed in MySQL; the log itself only checks that
-// below is at most Durable()+1.
+// below is at most Durable()+1. A failed truncation commit fails the log for
+// good, like a failed append: Pebble's commit pipeline is unusable after it.
 //
 // # Crash safety
 //

@@ -317,6 +317,7 @@ type crashProc struct {
 	logPath string
 	cmd     *exec.Cmd
 	exited  chan error
+	extra   []string // more serve flags
 }
 
 func (p *crashProc) start() {
@@ -326,8 +327,9 @@ func (p *crashProc) start() {
 		p.t.Fatal(err)
 	}
 	defer logf.Close()
-	p.cmd = exec.Command(p.bin, "serve", "--listen", "127.0.0.1:"+strconv.Itoa(p.port), "--data", p.data,
-		"--admin-listen", "", "--log-level", "warn")
+	args := append([]string{"serve", "--listen", "127.0.0.1:" + strconv.Itoa(p.port), "--data", p.data,
+		"--admin-listen", "", "--log-level", "warn"}, p.extra...)
+	p.cmd = exec.Command(p.bin, args...)
 	p.cmd.Env = append(os.Environ(), "FLASHSALE_ADMIN_TOKEN="+crashToken)
 	p.cmd.Stdout, p.cmd.Stderr = logf, logf
 	if err := p.cmd.Start(); err != nil {

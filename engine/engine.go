@@ -212,12 +212,12 @@ func Open(opts Options) (*Engine, error) {
 	e.root = e.sys.Root
 	t0 := time.Now()
 	st, err := e.recover()
-	opts.Logger.Info("engine: recovered", "seq", st.Seq, "took", time.Since(t0))
 	if err != nil {
 		log.Close()
 		e.sys.Shutdown()
 		return nil, err
 	}
+	opts.Logger.Info("engine: recovered", "seq", st.Seq, "took", time.Since(t0))
 	e.install(st)
 	if _, err := e.ExpireDue(context.Background()); err != nil {
 		e.Close()

@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/flashsale/flashsale/internal/testkit"
 
 	"github.com/flashsale/flashsale/wal"
@@ -822,4 +824,31 @@ func TestFoldRejectsImpossibleRecords(t *testing.T) {
 		t.Fatal("fold accepted an old seq")
 	}
 
+}
+
+// TestOpenRefusesCorruptSnapshot: a damaged snapshot stops Open with an
+// error; it is never half-loaded.
+func TestOpenRefusesCorruptSnapshot(t *testing.T) {
+	dir := t.TempDir()
+	e := openTest(t, dir, nil, nil)
+	mustSet(t, e, "A", 10, 0)
+	if err := e.Close(); err != nil { // Close writes a snapshot
+		t.Fatal(err)
+	}
+	seqs, err := listSnapshots(vfs.Default, dir)
+	if err != nil || len(seqs) == 0 {
+		t.Fatalf("no snapshot after close: %v %v", seqs, err)
+	}
+	path := filepath.Join(dir, snapshotName(seqs[len(seqs)-1]))
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/2] ^= 0xff
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(Options{Dir: dir, ExpiryTick: -1}); !errors.Is(err, errSnapshotCorrupt) {
+		t.Fatalf("open with a corrupt snapshot: %v", err)
+	}
 }

@@ -20,15 +20,9 @@ import (
 )
 
 // fakeClock is an injected clock that tests move by hand.
-type fakeClock struct{ ms atomic.Int64 }
+type fakeClock = testkit.Clock
 
-func newFakeClock() *fakeClock {
-	c := &fakeClock{}
-	c.ms.Store(1_700_000_000_000)
-	return c
-}
-func (c *fakeClock) Now() time.Time          { return time.UnixMilli(c.ms.Load()) }
-func (c *fakeClock) Advance(d time.Duration) { c.ms.Add(d.Milliseconds()) }
+func newFakeClock() *fakeClock { return testkit.NewClock() }
 
 func testSeed(t testing.TB) uint64 { return testkit.Seed(t) }
 
@@ -137,7 +131,7 @@ func TestDeductReserveConfirmCancelReturn(t *testing.T) {
 	}
 
 	res, err := e.Reserve(ctx, ReserveRequest{RequestID: "r1", UserID: "u2", Items: []Item{{"A", 2}}, TTL: 10 * time.Second})
-	if err != nil || res.ExpiresAtMs != clock.ms.Load()+10_000 {
+	if err != nil || res.ExpiresAtMs != clock.UnixMilli()+10_000 {
 		t.Fatalf("reserve: %+v %v", res, err)
 	}
 	if got := mustGet(t, e, "A"); got.Available != 5 || got.Reserved != 2 {
@@ -682,7 +676,7 @@ func TestModelRandomized(t *testing.T) {
 	e := openTest(t, dir, clock, func(o *Options) { o.SnapshotEveryRecords = 100 })
 	defer func() { e.Close() }()
 	ctx := context.Background()
-	m := &model{now: clock.ms.Load(), skus: map[string]*mSKU{}, reqs: map[string]*mReq{},
+	m := &model{now: clock.UnixMilli(), skus: map[string]*mSKU{}, reqs: map[string]*mReq{},
 		returns: map[string]string{}, restocks: map[string]string{}}
 	skus := []string{"a", "b", "c", "d"}
 	for i, s := range skus {
@@ -769,7 +763,7 @@ func TestModelRandomized(t *testing.T) {
 		default:
 			d := time.Duration(rng.IntN(1500)) * time.Millisecond
 			clock.Advance(d)
-			m.now = clock.ms.Load()
+			m.now = clock.UnixMilli()
 			if rng.IntN(2) == 0 {
 				if _, err := e.ExpireDue(ctx); err != nil {
 					t.Fatal(err)

@@ -5,9 +5,10 @@ import (
 	"encoding/json"
 	"net"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/flashsale/flashsale/internal/testkit"
 
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttputil"
@@ -19,16 +20,9 @@ import (
 const testToken = "s3cret-token"
 
 // clock is a settable clock for the engine (reservation expiry).
-type clock struct{ ms atomic.Int64 }
+type clock = testkit.Clock
 
-func newClock() *clock {
-	c := &clock{}
-	c.ms.Store(1_700_000_000_000)
-	return c
-}
-
-func (c *clock) Now() time.Time          { return time.UnixMilli(c.ms.Load()) }
-func (c *clock) Advance(d time.Duration) { c.ms.Add(d.Milliseconds()) }
+func newClock() *clock { return testkit.NewClock() }
 
 // env is a server over an in-memory listener in front of a real engine in a
 // temporary directory.

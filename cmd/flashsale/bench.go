@@ -88,13 +88,6 @@ Examples:
 Flags:
 `
 
-// benchUsageError is a bad command line: main exits 2.
-type benchUsageError struct{ err error }
-
-func (e *benchUsageError) Error() string { return e.err.Error() }
-func (e *benchUsageError) Unwrap() error { return e.err }
-func (e *benchUsageError) ExitCode() int { return 2 }
-
 type benchFlags struct {
 	cfg                        bench.Config
 	targets, url, adminToken   string
@@ -147,10 +140,10 @@ func parseBenchFlags(args []string, out io.Writer) (f benchFlags, help bool, err
 		if errors.Is(err, flag.ErrHelp) {
 			return f, true, nil
 		}
-		return f, false, &benchUsageError{err}
+		return f, false, usageError(err)
 	}
 	if fs.NArg() > 0 {
-		return f, false, &benchUsageError{fmt.Errorf("bench: unexpected arguments %q", fs.Args())}
+		return f, false, usageError(fmt.Errorf("bench: unexpected arguments %q", fs.Args()))
 	}
 	given := map[string]bool{}
 	fs.Visit(func(fl *flag.Flag) { given[fl.Name] = true })
@@ -178,10 +171,10 @@ func parseBenchFlags(args []string, out io.Writer) (f benchFlags, help bool, err
 		f.adminToken = os.Getenv("FLASHSALE_ADMIN_TOKEN")
 	}
 	if err := c.Validate(); err != nil {
-		return f, false, &benchUsageError{err}
+		return f, false, usageError(err)
 	}
 	if f.httpServer != "process" && f.httpServer != "inprocess" {
-		return f, false, &benchUsageError{fmt.Errorf("bench: --http-server %q: want process or inprocess", f.httpServer)}
+		return f, false, usageError(fmt.Errorf("bench: --http-server %q: want process or inprocess", f.httpServer))
 	}
 	return f, false, nil
 }
@@ -237,7 +230,7 @@ func benchMain(args []string) error {
 		case "mysql-update", "mysql-task":
 			targets = append(targets, &bench.MySQLTarget{DSN: f.dsn, Task: name == "mysql-task"})
 		default:
-			return &benchUsageError{fmt.Errorf("bench: unknown target %q", name)}
+			return usageError(fmt.Errorf("bench: unknown target %q", name))
 		}
 	}
 	started := time.Now()

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 )
@@ -14,6 +15,19 @@ Usage:
   flashsale reconcile [flags]  compare the engine's state with MySQL (see: flashsale reconcile --help)
   flashsale bench [flags]      load-test flashsale and the classic designs (see: flashsale bench --help)
 `
+
+// exitError carries a specific exit code to main.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+func (e *exitError) ExitCode() int { return e.code }
+
+// usageError is a bad command line or environment: main exits 2.
+func usageError(err error) error { return &exitError{2, err} }
 
 func main() {
 	if len(os.Args) < 2 {
@@ -37,8 +51,9 @@ func main() {
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "flashsale:", err)
-		if code, ok := err.(interface{ ExitCode() int }); ok {
-			os.Exit(code.ExitCode())
+		var ee *exitError
+		if errors.As(err, &ee) {
+			os.Exit(ee.ExitCode())
 		}
 		os.Exit(1)
 	}

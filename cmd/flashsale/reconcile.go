@@ -28,16 +28,6 @@ const (
 	exitTrouble = 2
 )
 
-// exitError carries a specific exit code to main.
-type exitError struct {
-	code int
-	err  error
-}
-
-func (e *exitError) Error() string { return e.err.Error() }
-func (e *exitError) Unwrap() error { return e.err }
-func (e *exitError) ExitCode() int { return e.code }
-
 // reconcileMain runs `flashsale reconcile --data DIR --mysql-dsn DSN`: the
 // engine's state as of MySQL's checkpoint, read offline from DIR (the server
 // must not be running; on a live server use the admin endpoint), must equal

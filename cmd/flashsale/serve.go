@@ -68,13 +68,6 @@ type serveFlags struct {
 	sync                                            syncConfig
 }
 
-// usageError is a bad command line or environment: main exits 2.
-type usageError struct{ err error }
-
-func (e *usageError) Error() string { return e.err.Error() }
-func (e *usageError) Unwrap() error { return e.err }
-func (e *usageError) ExitCode() int { return 2 }
-
 // parseServeFlags parses args, then fills every flag not given on the
 // command line from its environment variable. help is true for --help.
 func parseServeFlags(args []string, out io.Writer) (f serveFlags, help bool, err error) {
@@ -106,10 +99,10 @@ func parseServeFlags(args []string, out io.Writer) (f serveFlags, help bool, err
 		if errors.Is(err, flag.ErrHelp) {
 			return f, true, nil
 		}
-		return f, false, &usageError{err: err}
+		return f, false, usageError(err)
 	}
 	if fs.NArg() > 0 {
-		return f, false, &usageError{err: fmt.Errorf("serve: unexpected arguments %q", fs.Args())}
+		return f, false, usageError(fmt.Errorf("serve: unexpected arguments %q", fs.Args()))
 	}
 	given := map[string]bool{}
 	fs.Visit(func(fl *flag.Flag) { given[fl.Name] = true })
@@ -118,7 +111,7 @@ func parseServeFlags(args []string, out io.Writer) (f serveFlags, help bool, err
 		name := "FLASHSALE_" + strings.ToUpper(strings.ReplaceAll(fl.Name, "-", "_"))
 		if v, ok := os.LookupEnv(name); ok && !given[fl.Name] && envErr == nil {
 			if err := fs.Set(fl.Name, v); err != nil {
-				envErr = &usageError{err: fmt.Errorf("serve: %s: %w", name, err)}
+				envErr = usageError(fmt.Errorf("serve: %s: %w", name, err))
 			}
 		}
 	})
@@ -148,7 +141,7 @@ func serveMain(args []string) error {
 	}
 	log, err := newLogger(f.logFormat, f.logLevel, os.Stderr)
 	if err != nil {
-		return &usageError{err: err}
+		return usageError(err)
 	}
 	generatedToken := false
 	if f.demo && f.adminToken == "" {
@@ -185,7 +178,7 @@ func serveMain(args []string) error {
 
 	if f.rebuild {
 		if f.mysqlDSN == "" {
-			return errors.Join(&usageError{err: errors.New("serve: --rebuild-from-mysql needs --mysql-dsn")}, closeEngine())
+			return errors.Join(usageError(errors.New("serve: --rebuild-from-mysql needs --mysql-dsn")), closeEngine())
 		}
 		cfg := f.sync
 		cfg.DSN, cfg.Logger = f.mysqlDSN, log.With("component", "rebuild")

@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -75,3 +76,23 @@ func MySQLDatabase(t testing.TB) string {
 	})
 	return strings.TrimSuffix(MySQLServer(), "/") + "/" + name
 }
+
+// Clock is a clock that tests move by hand; its Now goes into
+// engine.Options.Now. It starts at a fixed instant. Safe for concurrent use.
+type Clock struct{ ms atomic.Int64 }
+
+// NewClock returns a Clock at 2023-11-14T22:13:20Z.
+func NewClock() *Clock {
+	c := &Clock{}
+	c.ms.Store(1_700_000_000_000)
+	return c
+}
+
+// Now returns the clock's time.
+func (c *Clock) Now() time.Time { return time.UnixMilli(c.ms.Load()) }
+
+// UnixMilli returns the clock's time in Unix milliseconds.
+func (c *Clock) UnixMilli() int64 { return c.ms.Load() }
+
+// Advance moves the clock forward by d.
+func (c *Clock) Advance(d time.Duration) { c.ms.Add(d.Milliseconds()) }

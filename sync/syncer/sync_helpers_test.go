@@ -9,8 +9,6 @@ import (
 	"github.com/flashsale/flashsale/internal/testkit"
 )
 
-func mysqlServerDSN() string { return testkit.MySQLServer() }
-
 func testDatabase(t testing.TB) string { return testkit.MySQLDatabase(t) }
 
 // openTestDB opens dsn and closes it when the test ends.

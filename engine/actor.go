@@ -115,20 +115,21 @@ func (a *skuActor) Receive(ctx actor.Context) {
 	s := a.ref.s
 	switch m := ctx.Message().(type) {
 	case *takeOp:
-		req := m.req
-		qty := req.items[0].Qty
-		if err := s.checkTake(req.user, qty); err != nil {
+		// m belongs to its caller again as soon as Append has queued it (the
+		// ack may run before Append returns): read it only before.
+		kind, user, qty := m.req.kind, m.req.user, m.qty
+		if err := s.checkTake(user, qty); err != nil {
 			m.Durable(0, err)
 			return
 		}
-		a.rec = wal.Record{Kind: req.kind, TimeMs: req.doneMs, RequestID: req.id, UserID: req.user, BodyHash: req.hash,
-			ExpiresAtMs: req.expires, Items: append(a.rec.Items[:0], wal.Item{SKU: s.id, Qty: qty})}
+		a.rec = wal.Record{Kind: kind, TimeMs: m.req.doneMs, RequestID: m.req.id, UserID: user, BodyHash: m.req.hash,
+			ExpiresAtMs: m.req.expires, Items: append(a.rec.Items[:0], wal.Item{SKU: s.id, Qty: qty})}
 		a.buf = a.rec.Encode(a.buf[:0])
 		if _, err := a.e.log.Append(a.buf, m); err != nil {
 			m.Durable(0, unavailable(err))
 			return
 		}
-		s.apply(req.kind, req.user, qty, 0)
+		s.apply(kind, user, qty, 0)
 		a.ref.publish()
 	case *prepareMsg:
 		err := s.checkTake(m.user, m.qty)

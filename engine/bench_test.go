@@ -8,12 +8,20 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/flashsale/flashsale/wal"
 )
 
 // benchDeduct runs b.N durable single-unit deducts from callers goroutines,
 // spread over skus SKUs, and reports deductions/s.
 func benchDeduct(b *testing.B, skus, callers int) {
-	e, err := Open(Options{Dir: b.TempDir(), ExpiryTick: -1, RequestIDsMax: 1 << 22, SnapshotEveryRecords: 1 << 40})
+	var commits, committed, commitNs atomic.Int64
+	e, err := Open(Options{Dir: b.TempDir(), ExpiryTick: -1, RequestIDsMax: 1 << 22, SnapshotEveryRecords: 1 << 40,
+		WAL: wal.Options{OnCommit: func(records, _ int, took time.Duration) {
+			commits.Add(1)
+			committed.Add(int64(records))
+			commitNs.Add(int64(took))
+		}}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -54,6 +62,10 @@ func benchDeduct(b *testing.B, skus, callers int) {
 	}
 	wg.Wait()
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "deductions/s")
+	if c := commits.Load(); c > 0 {
+		b.ReportMetric(float64(committed.Load())/float64(c), "records/commit")
+		b.ReportMetric(float64(commitNs.Load())/float64(c)/1e6, "ms/commit")
+	}
 	if failed.Load() > 0 {
 		b.Fatalf("%d deducts failed", failed.Load())
 	}

@@ -74,35 +74,43 @@ func (e *Engine) take(ctx context.Context, kind wal.Kind, id, user string, items
 	if kind == wal.KindReserve {
 		expires = now + ttl.Milliseconds()
 	}
-	fresh := &request{id: id, kind: kind, user: user, hash: hash, doneMs: now, expires: expires}
-	fresh.setItems(items)
-	req, found, err := e.requests.claim(ctx, fresh)
+	in := reqInit{id: id, user: user, kind: kind, bodyHash: hash, doneMs: now, expires: expires, items: items}
+	h, found, prior, err := e.requests.claim(ctx, &in)
 	if err != nil {
 		return Result{}, err
 	}
 	if found == claimDone {
-		if req.kind != kind || req.hash != hash {
+		if prior.kind != kind || prior.bodyHash != hash {
 			return Result{}, fmt.Errorf("%w: request_id %s was used with another body", ErrRequestIDConflict, id)
 		}
-		return Result{Seq: req.seq, Replayed: true, ExpiresAtMs: req.expires}, nil
+		return Result{Seq: prior.seq, Replayed: true, ExpiresAtMs: prior.expires}, nil
 	}
+	t := takeReq{h: h, kind: kind, id: id, user: user, hash: hash, doneMs: now, expires: expires}
 	if len(refs) == 1 {
-		return e.takeOne(ctx, refs[0], req)
+		return e.takeOne(ctx, refs[0], t, items[0].Qty)
 	}
-	status := statusDeducted
-	if kind == wal.KindReserve {
-		status = statusReserved
-	}
-	return e.takeMany(ctx, refs, req, func(seq uint64, err error) {
-		e.finishTake(req, seq, err, status)
-	}, hash, now)
+	return e.takeMany(ctx, refs, t, items)
+}
+
+// takeReq is a deduct or reservation whose id the table holds pending.
+type takeReq struct {
+	h        handle
+	kind     wal.Kind
+	id, user string
+	hash     uint64
+	doneMs   int64
+	expires  int64
 }
 
 // finishTake records the outcome of a deduct or reservation in the table.
-func (e *Engine) finishTake(req *request, seq uint64, err error, status uint8) {
-	e.requests.finish(req, err == nil, seq, status)
-	if err == nil && req.kind == wal.KindReserve {
-		e.expiries.push(req.id, req.expires)
+func (e *Engine) finishTake(t *takeReq, seq uint64, err error) {
+	status := statusDeducted
+	if t.kind == wal.KindReserve {
+		status = statusReserved
+	}
+	e.requests.finish(t.h, err == nil, seq, status)
+	if err == nil && t.kind == wal.KindReserve {
+		e.expiries.push(t.id, t.expires)
 	}
 }
 
@@ -111,7 +119,8 @@ func (e *Engine) finishTake(req *request, seq uint64, err error, status uint8) {
 type takeOp struct {
 	e    *Engine
 	ref  *skuRef
-	req  *request
+	req  takeReq
+	qty  int64
 	done chan struct{}
 	seq  uint64
 	err  error
@@ -124,29 +133,25 @@ var takeOps = sync.Pool{New: func() any { return &takeOp{done: make(chan struct{
 func (op *takeOp) Durable(seq uint64, err error) {
 	err = fromLog(err)
 	op.seq, op.err = seq, err
-	status := statusDeducted
-	if op.req.kind == wal.KindReserve {
-		status = statusReserved
-	}
-	op.e.finishTake(op.req, seq, err, status)
+	op.e.finishTake(&op.req, seq, err)
 	op.ref.inflight.Add(-1)
 	op.done <- struct{}{}
 }
 
-func (e *Engine) takeOne(ctx context.Context, ref *skuRef, req *request) (Result, error) {
+func (e *Engine) takeOne(ctx context.Context, ref *skuRef, t takeReq, qty int64) (Result, error) {
 	// Sold out: answered here, without a hop to the actor. (A retry of a
 	// request that succeeded was answered above, by the claim.)
 	if ref.available.Load() == 0 {
-		e.requests.finish(req, false, 0, 0)
+		e.requests.finish(t.h, false, 0, 0)
 		return Result{}, &ItemError{Err: ErrSoldOut, SKU: ref.id}
 	}
 	if ref.inflight.Add(1) > e.opts.SKUInFlightMax {
 		ref.inflight.Add(-1)
-		e.requests.finish(req, false, 0, 0)
+		e.requests.finish(t.h, false, 0, 0)
 		return Result{}, ErrOverloaded
 	}
 	op := takeOps.Get().(*takeOp)
-	op.e, op.ref, op.req = e, ref, req
+	op.e, op.ref, op.req, op.qty = e, ref, t, qty
 	e.root.Send(ref.pid, op)
 	if ctxDone := ctx.Done(); ctxDone == nil {
 		<-op.done
@@ -163,13 +168,13 @@ func (e *Engine) takeOne(ctx context.Context, ref *skuRef, req *request) (Result
 	if err != nil {
 		return Result{}, err
 	}
-	return Result{Seq: seq, ExpiresAtMs: req.expires}, nil
+	return Result{Seq: seq, ExpiresAtMs: t.expires}, nil
 }
 
-func (e *Engine) takeMany(ctx context.Context, refs []*skuRef, req *request, finish func(uint64, error), hash uint64, now int64) (Result, error) {
+func (e *Engine) takeMany(ctx context.Context, refs []*skuRef, t takeReq, items []Item) (Result, error) {
 	reply := make(chan prepareReply, len(refs))
 	for i, r := range refs {
-		e.root.Send(r.pid, &prepareMsg{index: i, id: req.id, user: req.user, qty: req.items[i].Qty, reply: reply})
+		e.root.Send(r.pid, &prepareMsg{index: i, id: t.id, user: t.user, qty: items[i].Qty, reply: reply})
 	}
 	errs := make([]error, len(refs))
 	failed := false
@@ -181,23 +186,23 @@ func (e *Engine) takeMany(ctx context.Context, refs []*skuRef, req *request, fin
 	if failed {
 		for i, r := range refs {
 			if errs[i] == nil {
-				e.root.Send(r.pid, &abortMsg{id: req.id})
+				e.root.Send(r.pid, &abortMsg{id: t.id})
 			}
 		}
-		finish(0, ErrInsufficientStock)
+		e.finishTake(&t, 0, ErrInsufficientStock)
 		for _, err := range errs {
 			if err != nil {
 				return Result{}, err // the first failing item in request order
 			}
 		}
 	}
-	rec := &wal.Record{Kind: req.kind, TimeMs: now, RequestID: req.id, UserID: req.user, BodyHash: hash,
-		ExpiresAtMs: req.expires, Items: req.items}
-	seq, err := e.logAndApply(ctx, rec, refs, true, finish)
+	rec := &wal.Record{Kind: t.kind, TimeMs: t.doneMs, RequestID: t.id, UserID: t.user, BodyHash: t.hash,
+		ExpiresAtMs: t.expires, Items: toWALItems(items)}
+	seq, err := e.logAndApply(ctx, rec, refs, true, func(seq uint64, err error) { e.finishTake(&t, seq, err) })
 	if err != nil {
 		return Result{}, err
 	}
-	return Result{Seq: seq, ExpiresAtMs: req.expires}, nil
+	return Result{Seq: seq, ExpiresAtMs: t.expires}, nil
 }
 
 // logAndApply is the coordinator path for a record that spans SKUs (or whose
@@ -254,17 +259,17 @@ func (e *Engine) refsOf(items []wal.Item) []*skuRef {
 	return refs
 }
 
-// settle logs and applies a confirm, cancel or expiry of reservation r, which
-// the caller holds busy; r is released when done.
-func (e *Engine) settle(ctx context.Context, r *request, kind wal.Kind, now int64) (uint64, error) {
+// settle logs and applies a confirm, cancel or expiry of reservation r,
+// which the caller holds busy (h); it is released when done.
+func (e *Engine) settle(ctx context.Context, h handle, r *request, kind wal.Kind, now int64) (uint64, error) {
 	rec := &wal.Record{Kind: kind, TimeMs: now, RequestID: r.id, UserID: r.user, Items: r.items}
 	status := map[wal.Kind]uint8{wal.KindConfirm: statusConfirmed, wal.KindCancel: statusCancelled, wal.KindExpire: statusExpired}[kind]
 	return e.logAndApply(ctx, rec, e.refsOf(r.items), false, func(seq uint64, err error) {
-		e.requests.release(r, func(r *request) {
-			if err == nil {
-				r.status, r.settleSeq = status, seq
-			}
-		})
+		if err == nil {
+			e.requests.releaseSettled(h, status, seq)
+		} else {
+			e.requests.release(h)
+		}
 	})
 }
 
@@ -286,11 +291,11 @@ func (e *Engine) settleByClient(ctx context.Context, id string, kind wal.Kind) (
 		return Result{}, err
 	}
 	defer e.leave()
-	r, err := e.requests.acquire(ctx, id)
+	h, r, ok, err := e.requests.acquire(ctx, id)
 	if err != nil {
 		return Result{}, err
 	}
-	if r == nil {
+	if !ok {
 		return Result{}, fmt.Errorf("%w: %s", ErrUnknownRequest, id)
 	}
 	done := statusConfirmed
@@ -302,9 +307,8 @@ func (e *Engine) settleByClient(ctx context.Context, id string, kind wal.Kind) (
 	case r.kind != wal.KindReserve:
 		refusal = ErrNotAReservation
 	case r.status == done:
-		seq := r.settleSeq
-		e.requests.release(r, nil)
-		return Result{Seq: seq, Replayed: true}, nil
+		e.requests.release(h)
+		return Result{Seq: r.settleSeq, Replayed: true}, nil
 	case r.status == statusConfirmed:
 		refusal = ErrAlreadyConfirmed
 	case r.status == statusCancelled:
@@ -313,17 +317,17 @@ func (e *Engine) settleByClient(ctx context.Context, id string, kind wal.Kind) (
 		refusal = ErrReservationExpired
 	}
 	if refusal != nil {
-		e.requests.release(r, nil)
+		e.requests.release(h)
 		return Result{}, fmt.Errorf("%w: %s", refusal, id)
 	}
 	now := e.nowMs()
 	if now >= r.expires {
-		if _, err := e.settle(ctx, r, wal.KindExpire, now); err != nil {
+		if _, err := e.settle(ctx, h, &r, wal.KindExpire, now); err != nil {
 			return Result{}, err
 		}
 		return Result{}, fmt.Errorf("%w: %s", ErrReservationExpired, id)
 	}
-	seq, err := e.settle(ctx, r, kind, now)
+	seq, err := e.settle(ctx, h, &r, kind, now)
 	if err != nil {
 		return Result{}, err
 	}
@@ -349,19 +353,19 @@ func (e *Engine) Return(ctx context.Context, rr ReturnRequest) (Result, error) {
 	}
 	defer e.leave()
 	now := e.nowMs()
-	ret, found, err := e.returns.claim(ctx, &request{id: rr.ReturnID, kind: wal.KindReturn, hash: hash, doneMs: now})
+	retH, found, prior, err := e.returns.claim(ctx, &reqInit{id: rr.ReturnID, kind: wal.KindReturn, bodyHash: hash, doneMs: now})
 	if err != nil {
 		return Result{}, err
 	}
 	if found == claimDone {
-		if ret.hash != hash {
+		if prior.bodyHash != hash {
 			return Result{}, fmt.Errorf("%w: return_id %s was used with another body", ErrRequestIDConflict, rr.ReturnID)
 		}
-		return Result{Seq: ret.seq, Replayed: true}, nil
+		return Result{Seq: prior.seq, Replayed: true}, nil
 	}
-	r, err := e.requests.acquire(ctx, rr.RequestID)
-	if err != nil || r == nil {
-		e.returns.finish(ret, false, 0, 0)
+	h, r, ok, err := e.requests.acquire(ctx, rr.RequestID)
+	if err != nil || !ok {
+		e.returns.finish(retH, false, 0, 0)
 		if err != nil {
 			return Result{}, err
 		}
@@ -369,8 +373,8 @@ func (e *Engine) Return(ctx context.Context, rr ReturnRequest) (Result, error) {
 	}
 	for _, it := range rr.Items {
 		if i := r.itemIndex(it.SKU); i < 0 || r.soldQty(i) < it.Qty {
-			e.requests.release(r, nil)
-			e.returns.finish(ret, false, 0, 0)
+			e.requests.release(h)
+			e.returns.finish(retH, false, 0, 0)
 			return Result{}, &ItemError{Err: ErrReturnExceedsSold, SKU: it.SKU}
 		}
 	}
@@ -378,12 +382,12 @@ func (e *Engine) Return(ctx context.Context, rr ReturnRequest) (Result, error) {
 	rec := &wal.Record{Kind: wal.KindReturn, TimeMs: now, RequestID: rr.ReturnID, RefID: r.id, UserID: r.user,
 		BodyHash: hash, Items: items}
 	seq, err := e.logAndApply(ctx, rec, refs, false, func(seq uint64, err error) {
-		e.requests.release(r, func(r *request) {
-			if err == nil {
-				r.addReturned(items)
-			}
-		})
-		e.returns.finish(ret, err == nil, seq, statusDone)
+		if err == nil {
+			e.requests.releaseReturned(h, items)
+		} else {
+			e.requests.release(h)
+		}
+		e.returns.finish(retH, err == nil, seq, statusDone)
 	})
 	if err != nil {
 		return Result{}, err
@@ -413,17 +417,17 @@ func (e *Engine) Restock(ctx context.Context, rr RestockRequest) (SKUState, Resu
 	}
 	defer e.leave()
 	now := e.nowMs()
-	req, found, err := e.restocks.claim(ctx, &request{id: rr.RequestID, kind: wal.KindRestock, hash: hash, doneMs: now})
+	h, found, prior, err := e.restocks.claim(ctx, &reqInit{id: rr.RequestID, kind: wal.KindRestock, bodyHash: hash, doneMs: now})
 	if err != nil {
 		return SKUState{}, Result{}, err
 	}
-	res := Result{Seq: req.seq, Replayed: true}
+	res := Result{Seq: prior.seq, Replayed: true}
 	if found == claimDone {
-		if req.hash != hash {
+		if prior.bodyHash != hash {
 			return SKUState{}, Result{}, fmt.Errorf("%w: request_id %s was used with another body", ErrRequestIDConflict, rr.RequestID)
 		}
 	} else {
-		c := newCall(func(seq uint64, err error) { e.restocks.finish(req, err == nil, seq, statusDone) })
+		c := newCall(func(seq uint64, err error) { e.restocks.finish(h, err == nil, seq, statusDone) })
 		e.root.Send(ref.pid, &restockMsg{c: c, id: rr.RequestID, qty: rr.Qty, hash: hash, nowMs: now})
 		if err := waitCall(ctx, c); err != nil {
 			return SKUState{}, Result{}, err
@@ -498,19 +502,19 @@ func (e *Engine) ExpireDue(ctx context.Context) (int, error) {
 	now := e.nowMs()
 	n := 0
 	for _, due := range e.expiries.popDue(now) {
-		r, again := e.requests.tryAcquire(due.id)
+		h, r, ok, again := e.requests.tryAcquire(due.id)
 		if again {
 			e.expiries.push(due.id, due.at) // a confirm or cancel is in flight; look again next time
 			continue
 		}
-		if r == nil {
+		if !ok {
 			continue // forgotten
 		}
 		if r.status != statusReserved || r.expires != due.at {
-			e.requests.release(r, nil)
+			e.requests.release(h)
 			continue
 		}
-		if _, err := e.settle(ctx, r, wal.KindExpire, now); err != nil {
+		if _, err := e.settle(ctx, h, &r, wal.KindExpire, now); err != nil {
 			return n, err
 		}
 		n++

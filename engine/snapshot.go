@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unsafe"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 
@@ -121,12 +122,7 @@ func (e *Engine) install(st *State) {
 		e.spawn(s)
 	}
 	e.requests, e.restocks, e.returns = st.requests, st.restocks, st.returns
-	for _, r := range st.reservations {
-		if r.status == statusReserved {
-			e.expiries.push(r.id, r.expires)
-		}
-	}
-	st.reservations = nil
+	e.requests.openReservations(e.expiries.push)
 }
 
 // StateAt returns the engine's state as of log record seq, folded from the
@@ -179,9 +175,6 @@ func (e *Engine) snapshot() error {
 		return err
 	}
 	st := e.shadow
-	// The shadow only needs the reservations list at recovery; keep it from
-	// growing with settled ones.
-	st.reservations = slices.DeleteFunc(st.reservations, func(r *request) bool { return r.status != statusReserved })
 	if st.Seq > e.snapSeq.Load() {
 		cutoff := e.nowMs() - e.opts.IdempotencyWindow.Milliseconds()
 		for _, t := range []*table{st.requests, st.restocks, st.returns} {
@@ -370,26 +363,32 @@ func readSnapshot(fs vfs.FS, path string, idsMax int) (*State, error) {
 	for _, t := range []*table{st.requests, st.restocks, st.returns} {
 		n := r.count()
 		t.reserve(n) // sized once: no rehashing while loading
+		var items [wal.ItemsMax]wal.Item
+		var returned [wal.ItemsMax]int64
 		for ; n > 0 && r.err == nil; n-- {
-			q := &request{id: r.str(), kind: wal.Kind(r.uvarint()), status: uint8(r.uvarint()), user: r.str(),
-				hash: r.uvarint(), seq: r.uvarint(), doneMs: r.varint(), expires: r.varint(), settleSeq: r.uvarint()}
-			items := r.count()
-			if items > wal.ItemsMax {
-				return nil, fmt.Errorf("%w: %s: %d items", errSnapshotCorrupt, path, items)
+			// The strings are views of the snapshot's bytes: insert copies
+			// them into the table, and nothing else keeps them.
+			q := reqInit{id: r.view(), kind: wal.Kind(r.uvarint()), status: uint8(r.uvarint()), user: r.view(),
+				bodyHash: r.uvarint(), seq: r.uvarint(), doneMs: r.varint(), expires: r.varint(), settleSeq: r.uvarint()}
+			k := r.count()
+			if k > wal.ItemsMax {
+				return nil, fmt.Errorf("%w: %s: %d items", errSnapshotCorrupt, path, k)
 			}
-			for i := 0; i < items && r.err == nil; i++ {
-				q.items = append(q.items, wal.Item{SKU: r.str(), Qty: r.varint()})
-				if ret := r.varint(); ret != 0 {
-					if q.returned == nil {
-						q.returned = make([]int64, items)
-					}
-					q.returned[i] = ret
+			for i := 0; i < k && r.err == nil; i++ {
+				items[i] = wal.Item{SKU: r.view(), Qty: r.varint()}
+				returned[i] = r.varint()
+				if !wal.ValidID(items[i].SKU) {
+					r.err = fmt.Errorf("entry %q: bad sku", q.id)
 				}
 			}
-			t.insert(q)
-			if q.status == statusReserved {
-				st.reservations = append(st.reservations, q)
+			if err := q.check(k); err != nil || r.err != nil {
+				if r.err == nil {
+					r.err = err
+				}
+				break
 			}
+			q.walItems, q.returned = items[:k], returned[:k]
+			t.insert(&q)
 		}
 	}
 	if r.err == nil && len(r.b) != 0 {
@@ -442,6 +441,19 @@ func (r *snapReader) count() int {
 		return 0
 	}
 	return int(v)
+}
+
+// view is str without the copy: the string shares the snapshot's bytes and
+// must not outlive them.
+func (r *snapReader) view() string {
+	n := r.uvarint()
+	if n > snapshotStringBytesMax || n > uint64(len(r.b)) {
+		r.fail("string")
+		return ""
+	}
+	s := unsafe.String(unsafe.SliceData(r.b), int(n))
+	r.b = r.b[n:]
+	return s
 }
 
 func (r *snapReader) str() string {

@@ -180,27 +180,25 @@ const (
 	statusDone // a restock or return id
 )
 
-// request is what the engine remembers of a deduct or reservation (and, with
-// kind KindRestock or KindReturn, of a restock or return id): enough to replay
-// its outcome and to judge confirms, cancels and returns.
+// request is a copy of what the engine remembers of a deduct or reservation
+// (and, with kind KindRestock or KindReturn, of a restock or return id):
+// enough to replay its outcome and to judge confirms, cancels and returns.
+// The table keeps these facts pointer-free (table.go); a request is the
+// plain Go form that callers and tests read.
 type request struct {
 	id       string
 	kind     wal.Kind
 	status   uint8
 	busy     bool // a confirm, cancel, expire or return of it is in flight
 	user     string
-	hash     uint64
+	hash     uint64 // the body hash
 	seq      uint64 // the record that made it
 	doneMs   int64  // when it was decided (the idempotency window counts from here)
 	expires  int64  // reservations: Unix ms
 	items    []wal.Item
-	one      [1]wal.Item // items' storage for single-SKU requests (saves an allocation)
-	returned []int64     // per item, what returns gave back
+	returned []int64 // per item, what returns gave back (nil: nothing)
 	// settleSeq is the record that confirmed, cancelled or expired it.
 	settleSeq uint64
-	// wait is closed when the request stops being pending or busy; created
-	// only when somebody waits.
-	wait chan struct{}
 }
 
 // soldQty is what request r has sold of item i and not yet had returned.
@@ -240,9 +238,6 @@ type State struct {
 	requests *table // deducts and reservations
 	restocks *table
 	returns  *table
-	// reservations lists every reservation folded or loaded, open or not
-	// (recovery queues the open ones for expiry without scanning the table).
-	reservations []*request
 }
 
 // NewState returns an empty State that remembers up to
@@ -285,16 +280,14 @@ func (st *State) Fold(seq uint64, r *wal.Record) error {
 			return fmt.Errorf("engine: record %d (%v) names unknown sku %q", seq, r.Kind, it.SKU)
 		}
 	}
-	var req *request
 	switch r.Kind {
 	case wal.KindConfirm, wal.KindCancel, wal.KindExpire:
-		req = st.requests.lookup(r.RequestID)
-		if req == nil || req.kind != wal.KindReserve || req.status != statusReserved {
+		if req, ok := st.requests.get(r.RequestID); !ok || req.kind != wal.KindReserve || req.status != statusReserved {
 			return fmt.Errorf("engine: record %d settles %q, which is not an open reservation", seq, r.RequestID)
 		}
 	case wal.KindReturn:
-		req = st.requests.lookup(r.RefID)
-		if req == nil {
+		req, ok := st.requests.get(r.RefID)
+		if !ok {
 			return fmt.Errorf("engine: record %d returns unknown request %q", seq, r.RefID)
 		}
 		for _, it := range r.Items {
@@ -313,66 +306,28 @@ func (st *State) Fold(seq uint64, r *wal.Record) error {
 		s.apply(r.Kind, r.UserID, it.Qty, r.LimitPerUser)
 	}
 	st.Seq = seq
-	st.remember(seq, r, req)
+	st.remember(seq, r)
 	return nil
 }
 
-// remember updates the request bookkeeping for a folded record.
-func (st *State) remember(seq uint64, r *wal.Record, req *request) {
+// remember updates the request bookkeeping for a folded record (checked by
+// Fold before anything changed).
+func (st *State) remember(seq uint64, r *wal.Record) {
 	switch r.Kind {
 	case wal.KindDeduct, wal.KindReserve:
-		req := newRequest(seq, r)
-		st.requests.insert(req)
-		if r.Kind == wal.KindReserve {
-			st.reservations = append(st.reservations, req)
-		}
+		st.requests.insertRecord(seq, r)
 	case wal.KindConfirm:
-		req.status, req.settleSeq = statusConfirmed, seq
+		st.requests.settleFolded(r.RequestID, statusConfirmed, seq)
 	case wal.KindCancel:
-		req.status, req.settleSeq = statusCancelled, seq
+		st.requests.settleFolded(r.RequestID, statusCancelled, seq)
 	case wal.KindExpire:
-		req.status, req.settleSeq = statusExpired, seq
+		st.requests.settleFolded(r.RequestID, statusExpired, seq)
 	case wal.KindReturn:
-		req.addReturned(r.Items)
-		st.returns.insert(newRequest(seq, r))
+		if !st.requests.returnFolded(r.RefID, r.Items) {
+			panic(fmt.Sprintf("engine: record %d: return checked, then refused", seq))
+		}
+		st.returns.insertRecord(seq, r)
 	case wal.KindRestock:
-		st.restocks.insert(newRequest(seq, r))
+		st.restocks.insertRecord(seq, r)
 	}
-}
-
-// setItems stores a copy of items.
-func (r *request) setItems(items []Item) {
-	if len(items) == 1 {
-		r.one[0] = wal.Item{SKU: items[0].SKU, Qty: items[0].Qty}
-		r.items = r.one[:]
-		return
-	}
-	r.items = toWALItems(items)
-}
-
-func (r *request) addReturned(items []wal.Item) {
-	if r.returned == nil {
-		r.returned = make([]int64, len(r.items))
-	}
-	for _, it := range items {
-		r.returned[r.itemIndex(it.SKU)] += it.Qty
-	}
-}
-
-// newRequest builds the remembered request for record r at seq.
-func newRequest(seq uint64, r *wal.Record) *request {
-	req := &request{id: r.RequestID, kind: r.Kind, user: r.UserID, hash: r.BodyHash, seq: seq,
-		doneMs: r.TimeMs, expires: r.ExpiresAtMs}
-	switch r.Kind {
-	case wal.KindDeduct:
-		req.status = statusDeducted
-	case wal.KindReserve:
-		req.status = statusReserved
-	default:
-		req.status = statusDone
-	}
-	if r.Kind == wal.KindDeduct || r.Kind == wal.KindReserve {
-		req.items = append([]wal.Item(nil), r.Items...)
-	}
-	return req
 }

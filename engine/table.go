@@ -3,19 +3,54 @@ package engine
 import (
 	"cmp"
 	"context"
+	"encoding/binary"
+	"fmt"
 	"hash/maphash"
 	"slices"
 	"sync"
+
+	"github.com/flashsale/flashsale/wal"
 )
 
-// tableShards is the number of independently locked parts of a table. A
-// power of two; 64 keeps lock contention negligible on the machines we target.
-const tableShards = 64
+// The request table remembers request ids (one namespace each: deducts and
+// reservations, restocks, returns) for idempotency and for later confirms,
+// cancels and returns. It holds millions of ids, so it is built to cost the
+// garbage collector nothing: no entry holds a Go pointer. An entry is a
+// fixed-size struct in a slab; its strings (id, user, items) are bytes in an
+// arena of []byte chunks; the index maps a 64-bit hash of the id to a slot.
+// The collector sees a few large pointer-free arrays instead of millions of
+// small objects with pointers, which is what made the hot path slow before
+// (see docs/benchmarks.md).
+//
+// Entries are reached by handle (shard, slot, generation). Blob bytes are read
+// only under the shard's lock and copied out, so the table may move them
+// (forget relocates the blobs of entries it keeps, letting old arena chunks
+// go).
+
+const (
+	// tableShards is the number of independently locked parts of a table. A
+	// power of two; 64 keeps lock contention negligible on the machines we
+	// target.
+	tableShards = 64
+	// arenaChunkBytesMin and arenaChunkBytesMax bound the size of an arena
+	// chunk: a shard's first chunk is small (an engine with few ids costs
+	// little), later ones double up to the maximum.
+	arenaChunkBytesMin = 4 << 10
+	arenaChunkBytesMax = 256 << 10
+	// itemBlobBytesMax: one item in a blob (length byte, SKU id, qty and
+	// returned as 8 bytes each).
+	itemBlobBytesMax = 1 + wal.IDBytesMax + 16
+	// blobBytesMax is the largest blob (id, user, ItemsMax items).
+	blobBytesMax = 2*(1+wal.IDBytesMax) + 1 + ItemsMax*itemBlobBytesMax
+)
 
 var tableSeed = maphash.MakeSeed()
 
-// table remembers request ids (one namespace) for idempotency and for later
-// confirms, cancels and returns. Safe for concurrent use.
+// idHash hashes an id for the index (a variable so that tests can force
+// collisions).
+var idHash = func(id string) uint64 { return maphash.String(tableSeed, id) }
+
+// table is one namespace of remembered ids. Safe for concurrent use.
 type table struct {
 	shards [tableShards]tableShard
 	// perShardMax bounds each shard: at the bound the oldest finished ids are
@@ -23,230 +58,397 @@ type table struct {
 	perShardMax int
 }
 
+// Entry flags.
+const (
+	flagLive   uint8 = 1 << iota // the slot holds an entry
+	flagBusy                     // a confirm, cancel, expiry or return of it is in flight
+	flagWaited                   // somebody waits on it (see tableShard.waits)
+)
+
+// entry is one remembered id. No field is a Go pointer.
+type entry struct {
+	idHash    uint64
+	bodyHash  uint64
+	seq       uint64 // the record that made it
+	settleSeq uint64 // the record that confirmed, cancelled or expired it
+	doneMs    int64  // when it was decided (the idempotency window counts from here)
+	expires   int64  // reservations: Unix ms
+	blob      blobRef
+	next      uint32 // slot+1 of the next entry whose id has the same hash; 0: none
+	gen       uint32 // bumped when the slot is freed, so stale handles and order tokens are caught
+	kind      wal.Kind
+	status    uint8
+	flags     uint8
+	items     uint8
+}
+
+// blobRef locates an entry's bytes in its shard's arena. The blob is: the id
+// (length byte, bytes), the user (likewise), then per item the SKU id (length
+// byte, bytes), the qty and what returns gave back (8 bytes each,
+// little-endian).
+type blobRef struct {
+	chunk, off, n uint32
+}
+
+// handle names an entry held by a caller (pending or busy).
+type handle struct {
+	shard uint32
+	slot  uint32
+	gen   uint32
+}
+
 type tableShard struct {
 	mu    sync.Mutex
-	m     map[string]*request
-	order []string // ids in the order they finished, oldest first (may name forgotten ids)
+	index map[uint64]uint32 // id hash -> slot+1 of the first entry with it
+	slots []entry
+	free  []uint32 // free slots
+	count int      // live entries
+	// order holds the finished entries as tokens (gen<<32 | slot) in the
+	// order they finished, oldest first from head. A token whose entry is
+	// gone (its generation moved on) is skipped.
+	order []uint64
 	head  int
-	_     [40]byte // keep shards on separate cache lines
+	arena arena
+	// waits holds a channel per slot that somebody waits on (rare: a retry
+	// racing its original, a confirm racing a cancel).
+	waits map[uint32]chan struct{}
+	_     [32]byte // keep shards on separate cache lines
 }
 
 func newTable(idsMax int) *table {
 	t := &table{perShardMax: max(idsMax/tableShards, 1)}
 	for i := range t.shards {
-		t.shards[i].m = map[string]*request{}
+		t.shards[i].index = map[uint64]uint32{}
 	}
 	return t
 }
 
 // reserve sizes an empty table for n ids (recovery), so that loading does not
-// rehash the shards over and over.
+// grow the shards over and over.
 func (t *table) reserve(n int) {
+	per := n/tableShards + n/(4*tableShards)
 	for i := range t.shards {
 		sh := &t.shards[i]
-		if len(sh.m) == 0 {
-			sh.m = make(map[string]*request, n/tableShards+n/(4*tableShards))
-			sh.order = make([]string, 0, n/tableShards+n/(4*tableShards))
+		if sh.count == 0 && per > 0 {
+			sh.index = make(map[uint64]uint32, per)
+			sh.slots = make([]entry, 0, per)
+			sh.order = make([]uint64, 0, per)
 		}
 	}
 }
 
-func (t *table) shard(id string) *tableShard {
-	return &t.shards[maphash.String(tableSeed, id)&(tableShards-1)]
+func (t *table) shardOf(h uint64) (*tableShard, uint32) {
+	i := uint32(h & (tableShards - 1))
+	return &t.shards[i], i
+}
+
+// reqInit is what an entry is made of. The strings are copied.
+type reqInit struct {
+	id, user  string
+	kind      wal.Kind
+	status    uint8
+	bodyHash  uint64
+	seq       uint64
+	settleSeq uint64
+	doneMs    int64
+	expires   int64
+	// Items: either items (a live request) or walItems (+ returned, from the
+	// log or a snapshot).
+	items    []Item
+	walItems []wal.Item
+	returned []int64
+}
+
+// reqInfo is what a claim reports of a finished entry with the same id.
+type reqInfo struct {
+	kind     wal.Kind
+	status   uint8
+	bodyHash uint64
+	seq      uint64
+	expires  int64
 }
 
 // claimResult says what claim found.
 type claimResult uint8
 
 const (
-	claimed   claimResult = iota // r is a new pending entry, owned by the caller
-	claimDone                    // r is a finished entry with the same id
+	claimed   claimResult = iota // a new pending entry, owned by the caller
+	claimDone                    // a finished entry with the same id (see reqInfo)
 )
 
-// claim looks id up. A finished entry is returned as is (the caller judges
+// claim looks in.id up. A finished entry is reported as is (the caller judges
 // replay or conflict). A pending one is waited for (bounded by ctx). Absent,
-// fresh (whose id is the key) is inserted as a pending entry and returned.
-func (t *table) claim(ctx context.Context, fresh *request) (*request, claimResult, error) {
-	id := fresh.id
-	sh := t.shard(id)
+// a pending entry is made from in and its handle returned.
+func (t *table) claim(ctx context.Context, in *reqInit) (handle, claimResult, reqInfo, error) {
+	h := idHash(in.id)
+	sh, si := t.shardOf(h)
 	for {
 		sh.mu.Lock()
-		r := sh.m[id]
-		if r == nil {
-			r = fresh
-			r.status = statusPending
-			sh.m[id] = r
-			sh.mu.Unlock()
-			return r, claimed, nil
+		if s, ok := sh.find(h, in.id); ok {
+			e := &sh.slots[s]
+			if e.status != statusPending {
+				info := reqInfo{kind: e.kind, status: e.status, bodyHash: e.bodyHash, seq: e.seq, expires: e.expires}
+				sh.mu.Unlock()
+				return handle{}, claimDone, info, nil
+			}
+			if err := sh.waitLocked(ctx, s); err != nil {
+				return handle{}, 0, reqInfo{}, err
+			}
+			continue
 		}
-		if r.status != statusPending {
-			sh.mu.Unlock()
-			return r, claimDone, nil
-		}
-		if err := sh.waitLocked(ctx, r); err != nil {
-			return nil, 0, err
-		}
-	}
-}
-
-// waitLocked releases sh.mu, waits until r is no longer pending or busy (or
-// ctx ends), and returns with sh.mu released.
-func (sh *tableShard) waitLocked(ctx context.Context, r *request) error {
-	if r.wait == nil {
-		r.wait = make(chan struct{})
-	}
-	ch := r.wait
-	sh.mu.Unlock()
-	select {
-	case <-ch:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// wakeLocked wakes whoever waits on r. Called with the shard's lock held.
-func wakeLocked(r *request) {
-	if r.wait != nil {
-		close(r.wait)
-		r.wait = nil
+		s := sh.add(h, in, statusPending)
+		gen := sh.slots[s].gen
+		sh.mu.Unlock()
+		return handle{shard: si, slot: s, gen: gen}, claimed, reqInfo{}, nil
 	}
 }
 
 // finish marks a pending entry durable (ok) or removes it (a failed request is
 // not remembered: a retry is judged afresh).
-func (t *table) finish(r *request, ok bool, seq uint64, status uint8) {
-	sh := t.shard(r.id)
+func (t *table) finish(h handle, ok bool, seq uint64, status uint8) {
+	sh := &t.shards[h.shard]
 	sh.mu.Lock()
-	if ok {
-		r.seq, r.status = seq, status
-		sh.order = append(sh.order, r.id)
-	} else if sh.m[r.id] == r {
-		delete(sh.m, r.id)
+	e := sh.held(h)
+	if e.status != statusPending {
+		panic(fmt.Sprintf("engine: finish of an entry in status %d", e.status))
 	}
-	wakeLocked(r)
+	if ok {
+		e.seq, e.status = seq, status
+		sh.order = append(sh.order, token(h.slot, e.gen))
+		sh.wakeLocked(h.slot)
+	} else {
+		sh.remove(h.slot)
+	}
 	sh.mu.Unlock()
 }
 
-// acquire finds a finished entry and marks it busy, waiting while it is
-// pending or busy. It returns nil when id is unknown.
-func (t *table) acquire(ctx context.Context, id string) (*request, error) {
-	sh := t.shard(id)
+// acquire finds a finished entry, marks it busy and returns its handle and a
+// copy, waiting while it is pending or busy. ok is false when id is unknown.
+func (t *table) acquire(ctx context.Context, id string) (h handle, r request, ok bool, err error) {
+	hash := idHash(id)
+	sh, si := t.shardOf(hash)
 	for {
 		sh.mu.Lock()
-		r := sh.m[id]
-		if r == nil {
+		s, found := sh.find(hash, id)
+		if !found {
 			sh.mu.Unlock()
-			return nil, nil
+			return handle{}, request{}, false, nil
 		}
-		if r.status != statusPending && !r.busy {
-			r.busy = true
+		e := &sh.slots[s]
+		if e.status != statusPending && e.flags&flagBusy == 0 {
+			e.flags |= flagBusy
+			r = sh.copyOut(e)
 			sh.mu.Unlock()
-			return r, nil
+			return handle{shard: si, slot: s, gen: e.gen}, r, true, nil
 		}
-		if err := sh.waitLocked(ctx, r); err != nil {
-			return nil, err
+		if err := sh.waitLocked(ctx, s); err != nil {
+			return handle{}, request{}, false, err
 		}
 	}
 }
 
-// tryAcquire marks a finished, idle entry busy without waiting. It returns
-// nil when id is unknown; again reports an entry that is pending or busy now.
-func (t *table) tryAcquire(id string) (r *request, again bool) {
-	sh := t.shard(id)
+// tryAcquire marks a finished, idle entry busy without waiting. ok is false
+// when id is unknown or (again) the entry is pending or busy now.
+func (t *table) tryAcquire(id string) (h handle, r request, ok, again bool) {
+	hash := idHash(id)
+	sh, si := t.shardOf(hash)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	r = sh.m[id]
-	if r == nil {
-		return nil, false
+	s, found := sh.find(hash, id)
+	if !found {
+		return handle{}, request{}, false, false
 	}
-	if r.status == statusPending || r.busy {
-		return nil, true
+	e := &sh.slots[s]
+	if e.status == statusPending || e.flags&flagBusy != 0 {
+		return handle{}, request{}, false, true
 	}
-	r.busy = true
-	return r, false
+	e.flags |= flagBusy
+	return handle{shard: si, slot: s, gen: e.gen}, sh.copyOut(e), true, false
 }
 
-// release ends a busy period, applying change (under the lock) first.
-func (t *table) release(r *request, change func(r *request)) {
-	sh := t.shard(r.id)
+// release ends a busy period without a change.
+func (t *table) release(h handle) { t.releaseWith(h, 0, 0, nil) }
+
+// releaseSettled ends a busy period of a reservation that a confirm, cancel
+// or expiry (record seq) settled.
+func (t *table) releaseSettled(h handle, status uint8, seq uint64) {
+	t.releaseWith(h, status, seq, nil)
+}
+
+// releaseReturned ends a busy period of a sale that items were returned from.
+func (t *table) releaseReturned(h handle, items []wal.Item) { t.releaseWith(h, 0, 0, items) }
+
+func (t *table) releaseWith(h handle, status uint8, seq uint64, returned []wal.Item) {
+	sh := &t.shards[h.shard]
 	sh.mu.Lock()
-	if change != nil {
-		change(r)
+	e := sh.held(h)
+	if e.flags&flagBusy == 0 {
+		panic("engine: release of an entry that is not busy")
 	}
-	r.busy = false
-	wakeLocked(r)
+	if status != 0 {
+		e.status, e.settleSeq = status, seq
+	}
+	if returned != nil {
+		sh.addReturned(e, returned)
+	}
+	e.flags &^= flagBusy
+	sh.wakeLocked(h.slot)
 	sh.mu.Unlock()
 }
 
 // insert puts a finished entry in place (fold and recovery), replacing any
 // entry with its id.
-func (t *table) insert(r *request) {
-	sh := t.shard(r.id)
+func (t *table) insert(in *reqInit) {
+	h := idHash(in.id)
+	sh, _ := t.shardOf(h)
 	sh.mu.Lock()
-	if _, ok := sh.m[r.id]; !ok {
-		sh.order = append(sh.order, r.id)
+	if s, ok := sh.find(h, in.id); ok {
+		sh.remove(s)
 	}
-	sh.m[r.id] = r
+	s := sh.add(h, in, in.status)
+	sh.order = append(sh.order, token(s, sh.slots[s].gen))
 	sh.mu.Unlock()
 }
 
-// lookup returns the entry for id, or nil. For single-threaded users (the
-// fold); live callers use claim and acquire.
-func (t *table) lookup(id string) *request {
-	sh := t.shard(id)
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	return sh.m[id]
+// insertRecord remembers the request that record r (at seq) made.
+func (t *table) insertRecord(seq uint64, r *wal.Record) {
+	in := reqInit{id: r.RequestID, user: r.UserID, kind: r.Kind, bodyHash: r.BodyHash, seq: seq,
+		doneMs: r.TimeMs, expires: r.ExpiresAtMs, status: statusDone}
+	switch r.Kind {
+	case wal.KindDeduct:
+		in.status, in.walItems = statusDeducted, r.Items
+	case wal.KindReserve:
+		in.status, in.walItems = statusReserved, r.Items
+	}
+	t.insert(&in)
 }
 
-// entries returns every finished entry, oldest first (by decision time, then
-// seq), for a snapshot.
+// settleFolded marks the open reservation id settled by record seq (fold).
+// It reports false, changing nothing, if id is not an open reservation.
+func (t *table) settleFolded(id string, status uint8, seq uint64) bool {
+	h := idHash(id)
+	sh, _ := t.shardOf(h)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	s, ok := sh.find(h, id)
+	if !ok {
+		return false
+	}
+	e := &sh.slots[s]
+	if e.kind != wal.KindReserve || e.status != statusReserved {
+		return false
+	}
+	e.status, e.settleSeq = status, seq
+	return true
+}
+
+// returnFolded adds items to what sale id had returned (fold). It reports
+// false, changing nothing, if id is unknown or any item exceeds what is left
+// of the sale.
+func (t *table) returnFolded(id string, items []wal.Item) bool {
+	h := idHash(id)
+	sh, _ := t.shardOf(h)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	s, ok := sh.find(h, id)
+	if !ok {
+		return false
+	}
+	e := &sh.slots[s]
+	r := sh.copyOut(e)
+	for _, it := range items {
+		if i := r.itemIndex(it.SKU); i < 0 || r.soldQty(i) < it.Qty {
+			return false
+		}
+	}
+	sh.addReturned(e, items)
+	return true
+}
+
+// entries returns a copy of every finished entry, oldest first (by decision
+// time, then seq): a snapshot writes them in this order so that a reload
+// keeps forgetting in order. For snapshots and tests.
 func (t *table) entries() []*request {
-	var out []*request
+	type key struct {
+		doneMs int64
+		seq    uint64
+		shard  uint32
+		slot   uint32
+	}
+	var keys []key
 	for i := range t.shards {
 		sh := &t.shards[i]
 		sh.mu.Lock()
-		for _, r := range sh.m {
-			if r.status != statusPending {
-				out = append(out, r)
+		for s := range sh.slots {
+			e := &sh.slots[s]
+			if e.flags&flagLive != 0 && e.status != statusPending {
+				keys = append(keys, key{e.doneMs, e.seq, uint32(i), uint32(s)})
 			}
 		}
 		sh.mu.Unlock()
 	}
-	slices.SortFunc(out, func(a, b *request) int {
+	slices.SortFunc(keys, func(a, b key) int {
 		if c := cmp.Compare(a.doneMs, b.doneMs); c != 0 {
 			return c
 		}
 		return cmp.Compare(a.seq, b.seq)
 	})
+	out := make([]*request, len(keys))
+	copies := make([]request, len(keys))
+	for i, k := range keys {
+		sh := &t.shards[k.shard]
+		sh.mu.Lock()
+		copies[i] = sh.copyOut(&sh.slots[k.slot])
+		sh.mu.Unlock()
+		out[i] = &copies[i]
+	}
 	return out
+}
+
+// openReservations calls fn for every open reservation (recovery queues them
+// for expiry).
+func (t *table) openReservations(fn func(id string, expires int64)) {
+	for i := range t.shards {
+		sh := &t.shards[i]
+		sh.mu.Lock()
+		for s := range sh.slots {
+			e := &sh.slots[s]
+			if e.flags&flagLive != 0 && e.status == statusReserved {
+				id, _ := sh.strings(e)
+				fn(string(id), e.expires)
+			}
+		}
+		sh.mu.Unlock()
+	}
 }
 
 // forget drops finished ids decided before cutoffMs, and the oldest ones
 // beyond the bound. Open reservations and busy entries are kept (moved to the
-// back). Returns how many were forgotten.
+// back, their bytes too). Returns how many were forgotten.
 func (t *table) forget(cutoffMs int64) (n int) {
 	for i := range t.shards {
 		sh := &t.shards[i]
 		sh.mu.Lock()
-		// Each id is looked at once at most, so kept entries moved to the
+		// Each token is looked at once at most, so kept entries moved to the
 		// back cannot make this loop run forever.
 		for steps := len(sh.order) - sh.head; steps > 0; steps-- {
-			id := sh.order[sh.head]
-			r := sh.m[id]
-			if r != nil && r.doneMs >= cutoffMs && len(sh.m) <= t.perShardMax {
+			tok := sh.order[sh.head]
+			s, gen := uint32(tok), uint32(tok>>32)
+			e := &sh.slots[s]
+			live := e.flags&flagLive != 0 && e.gen == gen
+			if live && e.doneMs >= cutoffMs && sh.count <= t.perShardMax {
 				break
 			}
 			sh.head++
-			if r == nil {
+			if !live {
 				continue
 			}
-			if r.status == statusReserved || r.status == statusPending || r.busy {
-				sh.order = append(sh.order, id)
+			if e.status == statusReserved || e.status == statusPending || e.flags&flagBusy != 0 {
+				sh.relocate(e)
+				sh.order = append(sh.order, tok)
 				continue
 			}
-			delete(sh.m, id)
+			sh.remove(s)
 			n++
 		}
 		if sh.head > len(sh.order)/2 {
@@ -263,7 +465,7 @@ func (t *table) len() (n int) {
 	for i := range t.shards {
 		sh := &t.shards[i]
 		sh.mu.Lock()
-		n += len(sh.m)
+		n += sh.count
 		sh.mu.Unlock()
 	}
 	return n
@@ -271,12 +473,300 @@ func (t *table) len() (n int) {
 
 // get returns a copy of the entry for id (for tests and replays).
 func (t *table) get(id string) (request, bool) {
-	sh := t.shard(id)
+	h := idHash(id)
+	sh, _ := t.shardOf(h)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	r := sh.m[id]
-	if r == nil {
+	s, ok := sh.find(h, id)
+	if !ok {
 		return request{}, false
 	}
-	return *r, true
+	return sh.copyOut(&sh.slots[s]), true
+}
+
+func token(slot, gen uint32) uint64 { return uint64(gen)<<32 | uint64(slot) }
+
+// The methods below run with sh.mu held.
+
+// find returns the slot of id's entry.
+func (sh *tableShard) find(h uint64, id string) (uint32, bool) {
+	for next := sh.index[h]; next != 0; {
+		s := next - 1
+		e := &sh.slots[s]
+		if got, _ := sh.strings(e); string(got) == id {
+			return s, true
+		}
+		next = e.next
+	}
+	return 0, false
+}
+
+// held returns the entry a caller's handle names; a stale handle is a bug.
+func (sh *tableShard) held(h handle) *entry {
+	e := &sh.slots[h.slot]
+	if e.flags&flagLive == 0 || e.gen != h.gen {
+		panic(fmt.Sprintf("engine: stale table handle %+v", h))
+	}
+	return e
+}
+
+// add makes a new entry from in, with status.
+func (sh *tableShard) add(h uint64, in *reqInit, status uint8) uint32 {
+	var s uint32
+	if n := len(sh.free); n > 0 {
+		s = sh.free[n-1]
+		sh.free = sh.free[:n-1]
+	} else {
+		sh.slots = append(sh.slots, entry{})
+		s = uint32(len(sh.slots) - 1)
+	}
+	e := &sh.slots[s]
+	nItems := len(in.items) + len(in.walItems)
+	*e = entry{idHash: h, bodyHash: in.bodyHash, seq: in.seq, settleSeq: in.settleSeq, doneMs: in.doneMs,
+		expires: in.expires, gen: e.gen, kind: in.kind, status: status, flags: flagLive, items: uint8(nItems)}
+	size := 2 + len(in.id) + len(in.user)
+	for _, it := range in.items {
+		size += 17 + len(it.SKU)
+	}
+	for _, it := range in.walItems {
+		size += 17 + len(it.SKU)
+	}
+	var b []byte
+	e.blob, b = sh.arena.alloc(size)
+	b = appendStr(b[:0], in.id)
+	b = appendStr(b, in.user)
+	for _, it := range in.items {
+		b = appendItem(b, it.SKU, it.Qty, 0)
+	}
+	for i, it := range in.walItems {
+		var ret int64
+		if in.returned != nil {
+			ret = in.returned[i]
+		}
+		b = appendItem(b, it.SKU, it.Qty, ret)
+	}
+	if len(b) != size {
+		panic(fmt.Sprintf("engine: blob of %d bytes, sized %d", len(b), size))
+	}
+	e.next = sh.index[h]
+	sh.index[h] = s + 1
+	sh.count++
+	return s
+}
+
+// remove frees slot s, unlinking it from the index and waking its waiters.
+func (sh *tableShard) remove(s uint32) {
+	e := &sh.slots[s]
+	h := e.idHash
+	if head := sh.index[h]; head == s+1 {
+		if e.next == 0 {
+			delete(sh.index, h)
+		} else {
+			sh.index[h] = e.next
+		}
+	} else {
+		for p := head - 1; ; {
+			pe := &sh.slots[p]
+			if pe.next == s+1 {
+				pe.next = e.next
+				break
+			}
+			p = pe.next - 1
+		}
+	}
+	sh.wakeLocked(s)
+	sh.arena.release(e.blob)
+	*e = entry{gen: e.gen + 1}
+	sh.free = append(sh.free, s)
+	sh.count--
+}
+
+// relocate moves e's bytes to the arena's newest chunk, so that an entry kept
+// for long (an open reservation) does not pin an old chunk.
+func (sh *tableShard) relocate(e *entry) {
+	if e.blob.chunk == sh.arena.cur {
+		return
+	}
+	old := sh.arena.bytes(e.blob) // chunks never move, so old stays valid across alloc
+	ref, b := sh.arena.alloc(len(old))
+	copy(b[:len(old)], old)
+	sh.arena.release(e.blob)
+	e.blob = ref
+}
+
+// strings returns views of e's id and user bytes (valid under the lock only).
+func (sh *tableShard) strings(e *entry) (id, user []byte) {
+	b := sh.arena.bytes(e.blob)
+	n := int(b[0])
+	id, b = b[1:1+n], b[1+n:]
+	m := int(b[0])
+	return id, b[1 : 1+m]
+}
+
+// itemsBlob returns the bytes of e's items (valid under the lock only).
+func (sh *tableShard) itemsBlob(e *entry) []byte {
+	b := sh.arena.bytes(e.blob)
+	b = b[1+int(b[0]):]
+	return b[1+int(b[0]):]
+}
+
+// copyOut returns a copy of e that owns its strings.
+func (sh *tableShard) copyOut(e *entry) request {
+	id, user := sh.strings(e)
+	r := request{id: string(id), kind: e.kind, status: e.status, busy: e.flags&flagBusy != 0, user: string(user),
+		hash: e.bodyHash, seq: e.seq, doneMs: e.doneMs, expires: e.expires, settleSeq: e.settleSeq}
+	if e.items > 0 {
+		r.items = make([]wal.Item, e.items)
+		b := sh.itemsBlob(e)
+		for i := range r.items {
+			n := int(b[0])
+			sku, qty, ret := b[1:1+n], binary.LittleEndian.Uint64(b[1+n:]), binary.LittleEndian.Uint64(b[9+n:])
+			r.items[i] = wal.Item{SKU: string(sku), Qty: int64(qty)}
+			if ret != 0 {
+				if r.returned == nil {
+					r.returned = make([]int64, e.items)
+				}
+				r.returned[i] = int64(ret)
+			}
+			b = b[17+n:]
+		}
+	}
+	return r
+}
+
+// addReturned adds items' quantities to what e had returned; every item must
+// be one of e's.
+func (sh *tableShard) addReturned(e *entry, items []wal.Item) {
+	for _, it := range items {
+		b := sh.itemsBlob(e)
+		found := false
+		for i := 0; i < int(e.items); i++ {
+			n := int(b[0])
+			if string(b[1:1+n]) == it.SKU {
+				ret := b[9+n : 17+n]
+				binary.LittleEndian.PutUint64(ret, binary.LittleEndian.Uint64(ret)+uint64(it.Qty))
+				found = true
+				break
+			}
+			b = b[17+n:]
+		}
+		if !found {
+			panic(fmt.Sprintf("engine: return of sku %s, which the sale does not hold", it.SKU))
+		}
+	}
+}
+
+// waitLocked releases sh.mu, waits until slot s changes (finishes, is
+// released or removed) or ctx ends, and returns with sh.mu released.
+func (sh *tableShard) waitLocked(ctx context.Context, s uint32) error {
+	if sh.waits == nil {
+		sh.waits = map[uint32]chan struct{}{}
+	}
+	ch := sh.waits[s]
+	if ch == nil {
+		ch = make(chan struct{})
+		sh.waits[s] = ch
+		sh.slots[s].flags |= flagWaited
+	}
+	sh.mu.Unlock()
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// wakeLocked wakes whoever waits on slot s.
+func (sh *tableShard) wakeLocked(s uint32) {
+	e := &sh.slots[s]
+	if e.flags&flagWaited == 0 {
+		return
+	}
+	e.flags &^= flagWaited
+	close(sh.waits[s])
+	delete(sh.waits, s)
+}
+
+func appendStr(b []byte, s string) []byte {
+	b = append(b, byte(len(s)))
+	return append(b, s...)
+}
+
+func appendItem(b []byte, sku string, qty, returned int64) []byte {
+	b = appendStr(b, sku)
+	b = binary.LittleEndian.AppendUint64(b, uint64(qty))
+	return binary.LittleEndian.AppendUint64(b, uint64(returned))
+}
+
+// arena holds the blobs of one shard in chunks of bytes. Chunks never move;
+// a chunk is dropped once nothing in it is live (and it is not the one being
+// filled).
+type arena struct {
+	chunks [][]byte
+	live   []int // live bytes per chunk
+	free   []uint32
+	cur    uint32
+	next   int // size of the next chunk
+}
+
+// alloc returns room for n bytes (a zero-length slice with capacity n).
+func (a *arena) alloc(n int) (blobRef, []byte) {
+	if len(a.chunks) == 0 || cap(a.chunks[a.cur])-len(a.chunks[a.cur]) < n {
+		a.grow(n)
+	}
+	c := a.chunks[a.cur]
+	off := len(c)
+	a.chunks[a.cur] = c[:off+n]
+	a.live[a.cur] += n
+	return blobRef{chunk: a.cur, off: uint32(off), n: uint32(n)}, c[off : off : off+n]
+}
+
+func (a *arena) grow(n int) {
+	if len(a.chunks) > 0 && a.live[a.cur] == 0 {
+		a.drop(a.cur)
+	}
+	a.next = min(max(a.next*2, arenaChunkBytesMin), arenaChunkBytesMax)
+	c := make([]byte, 0, max(a.next, n))
+	if k := len(a.free); k > 0 {
+		a.cur = a.free[k-1]
+		a.free = a.free[:k-1]
+		a.chunks[a.cur], a.live[a.cur] = c, 0
+		return
+	}
+	a.chunks = append(a.chunks, c)
+	a.live = append(a.live, 0)
+	a.cur = uint32(len(a.chunks) - 1)
+}
+
+func (a *arena) bytes(r blobRef) []byte { return a.chunks[r.chunk][r.off : r.off+r.n] }
+
+func (a *arena) release(r blobRef) {
+	a.live[r.chunk] -= int(r.n)
+	if a.live[r.chunk] < 0 {
+		panic(fmt.Sprintf("engine: arena chunk %d: live bytes %d", r.chunk, a.live[r.chunk]))
+	}
+	if a.live[r.chunk] == 0 && r.chunk != a.cur {
+		a.drop(r.chunk)
+	}
+}
+
+func (a *arena) drop(c uint32) {
+	a.chunks[c] = nil
+	a.free = append(a.free, c)
+}
+
+// check validates an entry read from a snapshot (with k items): the table
+// stores ids with a length byte, so their bounds are part of its format.
+func (in *reqInit) check(k int) error {
+	if !wal.ValidID(in.id) || (in.user != "" && !wal.ValidID(in.user)) {
+		return fmt.Errorf("entry %q: bad id or user", in.id)
+	}
+	if in.kind == 0 || in.kind > wal.KindReturn || in.status > statusDone || in.status == statusPending {
+		return fmt.Errorf("entry %q: kind %d status %d", in.id, in.kind, in.status)
+	}
+	if (in.kind == wal.KindDeduct || in.kind == wal.KindReserve) != (k > 0) {
+		return fmt.Errorf("entry %q: %v with %d items", in.id, in.kind, k)
+	}
+	return nil
 }

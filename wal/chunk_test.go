@@ -524,6 +524,28 @@ func TestVersion1Log(t *testing.T) {
 	checkRead(t, l2, 0, SeqMax, 1, 3)
 }
 
+// TestCorruptFloor: a floor key that cannot be a floor fails Open (it used to
+// panic on a short value).
+func TestCorruptFloor(t *testing.T) {
+	for _, v := range [][]byte{{}, {1, 2, 3}, Key(0), Key(SeqMax + 2), append(Key(1), 0)} {
+		fs := vfs.NewMem()
+		writeGroups(t, fs, 1)
+		db := openPebble(t, fs)
+		if err := db.Set(metaFloorKey, v, pebble.Sync); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if l, err := Open(testDir, Options{FS: fs}); !errors.Is(err, ErrCorrupt) {
+			if err == nil {
+				l.Close()
+			}
+			t.Fatalf("Open with floor %x: %v, want ErrCorrupt", v, err)
+		}
+	}
+}
+
 // TestAppendRecordSize: Append refuses what a chunk cannot hold.
 func TestAppendRecordSize(t *testing.T) {
 	l := openLog(t, vfs.NewMem(), Options{})

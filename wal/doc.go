@@ -191,7 +191,8 @@
 //
 //  1. Pebble opens the directory and replays its own write-ahead log,
 //     stopping at the first torn or corrupt entry at its tail.
-//  2. The floor is read from the meta key (1 if absent).
+//  2. The floor is read from the meta key (1 if absent; a value that is not
+//     8 bytes holding 1..SeqMax+1 is corrupt).
 //  3. The last chunk is read and checked whole (a corrupt one fails Open
 //     with [ErrCorrupt]): its key k plus its count n gives the highest seq
 //     k+n-1 (k for a version-1 value). Durable() starts at max(k+n-1,

@@ -153,8 +153,14 @@ func Open(dir string, opts Options) (*Log, error) {
 func scan(db *pebble.DB) (floor, last uint64, err error) {
 	floor = 1
 	if v, closer, err := db.Get(metaFloorKey); err == nil {
-		floor = binary.BigEndian.Uint64(v)
+		ok := len(v) == 8
+		if ok {
+			floor = binary.BigEndian.Uint64(v)
+		}
 		closer.Close()
+		if !ok || floor == 0 || floor > SeqMax+1 {
+			return 0, 0, fmt.Errorf("%w: floor key holds %x", ErrCorrupt, v)
+		}
 	} else if !errors.Is(err, pebble.ErrNotFound) {
 		return 0, 0, fmt.Errorf("read floor: %w", err)
 	}

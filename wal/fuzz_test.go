@@ -37,12 +37,9 @@ func TestMain(m *testing.M) {
 // FuzzDecode feeds arbitrary bytes to Record.Decode. Decode must never panic
 // and must refuse anything it cannot fully validate with an error wrapping
 // ErrCorrupt. What it accepts must be a valid record that encodes again, and
-// decoding that encoding must give the same record.
-//
-// The format is not canonical: varints may carry redundant continuation bytes
-// (see TestDecodeNonMinimalVarint), so encode(decode(x)) == x holds only for
-// minimally encoded x. The test checks decode(encode(decode(x))) == decode(x)
-// always, and byte equality whenever the re-encoding is the same length.
+// decoding that encoding must give the same record. The format is canonical
+// (Decode refuses non-minimal varints, see TestDecodeNonMinimalVarint), so
+// the re-encoding must also be byte for byte the input.
 func FuzzDecode(f *testing.F) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	for _, k := range allKinds() {

@@ -80,12 +80,17 @@ func (o *Options) setDefaults() {
 	}
 }
 
-// group is a run of consecutive records committed together.
+// group is a run of consecutive records committed together, as one chunk
+// stored under the key of its first seq.
 type group struct {
-	batch       *pebble.Batch
+	chunk       chunkWriter
 	acks        []Ack
 	first, last uint64
 }
+
+// groupRetainMax caps the chunk buffer a recycled group keeps, so that one
+// unusually large group does not pin its memory for good.
+const groupRetainMax = 2 << 20
 
 // Log is the sequential, durable record log. Append, Durable, Read,
 // WaitDurable and Err are safe for concurrent use.
@@ -106,12 +111,13 @@ type Log struct {
 	durable atomic.Uint64
 	first   atomic.Uint64 // lowest seq not truncated
 	done    chan struct{}
+	free    chan *group // acked groups for reuse (buffers and ack slices)
 }
 
 var metaFloorKey = []byte("\xffmeta:floor")
 
-// Key returns the Pebble key of seq: 8 bytes, big-endian, so keys sort in
-// seq order. Part of the on-disk format.
+// Key returns the Pebble key of the chunk whose first record is seq: 8 bytes,
+// big-endian, so keys sort in seq order. Part of the on-disk format.
 func Key(seq uint64) []byte { return binary.BigEndian.AppendUint64(nil, seq) }
 
 // Open opens (or creates) the log in dir and starts its committer. Every
@@ -127,31 +133,13 @@ func Open(dir string, opts Options) (*Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("wal: open %s: %w", dir, err)
 	}
-	l := &Log{db: db, opts: opts, notify: make(chan struct{}), done: make(chan struct{})}
+	l := &Log{db: db, opts: opts, notify: make(chan struct{}), done: make(chan struct{}),
+		free: make(chan *group, 4)}
 	l.work.L, l.room.L = &l.mu, &l.mu
-	floor := uint64(1)
-	if v, closer, err := db.Get(metaFloorKey); err == nil {
-		floor = binary.BigEndian.Uint64(v)
-		closer.Close()
-	} else if !errors.Is(err, pebble.ErrNotFound) {
-		db.Close()
-		return nil, fmt.Errorf("wal: read floor: %w", err)
-	}
-	last := floor - 1
-	it, err := db.NewIter(&pebble.IterOptions{UpperBound: Key(SeqMax + 1)})
+	floor, last, err := scan(db)
 	if err != nil {
 		db.Close()
-		return nil, err
-	}
-	if it.Last() {
-		last = max(last, binary.BigEndian.Uint64(it.Key()))
-	}
-	if it.First() {
-		floor = max(floor, binary.BigEndian.Uint64(it.Key()))
-	}
-	if err := it.Close(); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("wal: scan: %w", err)
+		return nil, fmt.Errorf("wal: open %s: %w", dir, err)
 	}
 	l.next = last + 1
 	l.durable.Store(last)
@@ -160,12 +148,72 @@ func Open(dir string, opts Options) (*Log, error) {
 	return l, nil
 }
 
+// scan reads the floor and the first and last chunks: it returns First() and
+// Durable() for a log opened on db. It checks the first and last chunks whole.
+func scan(db *pebble.DB) (floor, last uint64, err error) {
+	floor = 1
+	if v, closer, err := db.Get(metaFloorKey); err == nil {
+		ok := len(v) == 8
+		if ok {
+			floor = binary.BigEndian.Uint64(v)
+		}
+		closer.Close()
+		if !ok || floor == 0 || floor > SeqMax+1 {
+			return 0, 0, fmt.Errorf("%w: floor key holds %x", ErrCorrupt, v)
+		}
+	} else if !errors.Is(err, pebble.ErrNotFound) {
+		return 0, 0, fmt.Errorf("read floor: %w", err)
+	}
+	last = floor - 1
+	it, err := db.NewIter(&pebble.IterOptions{UpperBound: Key(SeqMax + 1)})
+	if err != nil {
+		return 0, 0, err
+	}
+	defer func() {
+		if cerr := it.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("scan: %w", cerr)
+		}
+	}()
+	if it.Last() {
+		c, err := itChunk(it)
+		if err != nil {
+			return 0, 0, err
+		}
+		last = max(last, c.first+c.n-1)
+	}
+	if it.First() {
+		c, err := itChunk(it)
+		if err != nil {
+			return 0, 0, err
+		}
+		floor = max(floor, c.first)
+	}
+	if err := it.Error(); err != nil {
+		return 0, 0, fmt.Errorf("scan: %w", err)
+	}
+	return floor, last, nil
+}
+
+// itChunk reads and checks the chunk it is positioned at.
+func itChunk(it *pebble.Iterator) (chunk, error) {
+	v, err := it.ValueAndErr()
+	if err != nil {
+		return chunk{}, err
+	}
+	return readChunk(it.Key(), v)
+}
+
 // Append queues rec and returns the seq it will have. ack.Durable is called
 // once the record is fsynced (or the log has failed); the caller must not
 // report the change as done before that. Records are durable in seq order, so
 // a change logged after another is never durable without it. Append copies rec.
-// It blocks while QueueRecordsMax records wait for their fsync.
+// It blocks while QueueRecordsMax records wait for their fsync. A rec outside
+// 1..RecordBytesMax bytes is refused with an error wrapping ErrCorrupt (the
+// chunk format cannot hold it; Record.Encode never makes one).
 func (l *Log) Append(rec []byte, ack Ack) (uint64, error) {
+	if len(rec) == 0 || len(rec) > RecordBytesMax {
+		return 0, fmt.Errorf("wal: append: %w: %d bytes, want 1..%d", ErrCorrupt, len(rec), RecordBytesMax)
+	}
 	l.mu.Lock()
 	for l.queued >= l.opts.QueueRecordsMax && l.err == nil && !l.closing {
 		l.room.Wait()
@@ -185,11 +233,7 @@ func (l *Log) Append(rec []byte, ack Ack) (uint64, error) {
 	seq := l.next
 	l.next++
 	g := l.openGroup(len(rec))
-	var key [8]byte
-	binary.BigEndian.PutUint64(key[:], seq)
-	if err := g.batch.Set(key[:], rec, nil); err != nil {
-		panic(fmt.Sprintf("wal: batch set: %v", err)) // only fails on a committed batch
-	}
+	g.chunk.add(rec)
 	g.acks = append(g.acks, ack)
 	if g.first == 0 {
 		g.first = seq
@@ -208,13 +252,32 @@ func (l *Log) Append(rec []byte, ack Ack) (uint64, error) {
 func (l *Log) openGroup(n int) *group {
 	if k := len(l.queue); k > 0 {
 		g := l.queue[k-1]
-		if len(g.acks) < l.opts.BatchRecordsMax && len(g.batch.Repr())+n < l.opts.BatchBytesMax {
+		if len(g.acks) < l.opts.BatchRecordsMax && g.chunk.size()+binary.MaxVarintLen32+n < l.opts.BatchBytesMax {
 			return g
 		}
 	}
-	g := &group{batch: l.db.NewBatch(), acks: make([]Ack, 0, 256)}
+	var g *group
+	select {
+	case g = <-l.free:
+	default:
+		g = &group{acks: make([]Ack, 0, 256)}
+	}
+	g.chunk.reset()
 	l.queue = append(l.queue, g)
 	return g
+}
+
+// recycle hands an acked group back for reuse. Called by the ack goroutine.
+func (l *Log) recycle(g *group) {
+	clear(g.acks) // drop the references to the callers' acks
+	g.acks, g.first, g.last = g.acks[:0], 0, 0
+	if cap(g.chunk.buf) > groupRetainMax {
+		g.chunk.buf = nil
+	}
+	select {
+	case l.free <- g:
+	default:
+	}
 }
 
 func (l *Log) commitLoop() {
@@ -229,6 +292,9 @@ func (l *Log) commitLoop() {
 			for _, g := range w.groups {
 				for i, a := range g.acks {
 					a.Durable(g.first+uint64(i), w.err)
+				}
+				if w.err == nil {
+					l.recycle(g)
 				}
 			}
 		}
@@ -252,10 +318,15 @@ func (l *Log) commitLoop() {
 		l.mu.Unlock()
 
 		start := time.Now()
-		size := len(g.batch.Repr())
-		err := l.commit(g.batch)
+		v := g.chunk.value()
+		size := len(v)
+		b := l.db.NewBatch()
+		err := b.Set(Key(g.first), v, nil)
 		if err == nil {
-			g.batch.Close()
+			err = l.commit(b)
+		}
+		if err == nil {
+			b.Close()
 		}
 		if l.opts.OnCommit != nil && err == nil {
 			l.opts.OnCommit(len(g.acks), size, time.Since(start))
@@ -347,36 +418,66 @@ func (l *Log) WaitDurable(ctx context.Context, after uint64) (uint64, error) {
 }
 
 // Read calls fn for each record with from <= seq <= to, in seq order, never
-// beyond Durable(): data that Pebble has applied but not yet synced is never
-// handed out. rec is valid only during the call. Read stops at fn's first
-// error and returns it.
+// beyond Durable() (data that Pebble has applied but not yet synced is never
+// handed out) and never below First(). rec is valid only during the call.
+// Read stops at fn's first error and returns it. Read checks each chunk it
+// visits whole before handing out any of its records, and that each chunk
+// starts where the one before it ended; a corrupt chunk, or a hole or overlap
+// between chunks, is an error wrapping ErrCorrupt.
 func (l *Log) Read(from, to uint64, fn func(seq uint64, rec []byte) error) error {
 	to = min(to, l.durable.Load())
+	from = max(from, l.first.Load())
 	if from > to {
 		return nil
 	}
-	it, err := l.db.NewIter(&pebble.IterOptions{LowerBound: Key(from), UpperBound: Key(to + 1)})
+	it, err := l.db.NewIter(&pebble.IterOptions{UpperBound: Key(to + 1)})
 	if err != nil {
 		return err
 	}
-	for ok := it.First(); ok; ok = it.Next() {
-		v, err := it.ValueAndErr()
+	err = readChunks(it, from, to, fn)
+	if cerr := it.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// readChunks is Read's walk over the chunks that it sees.
+func readChunks(it *pebble.Iterator, from, to uint64, fn func(seq uint64, rec []byte) error) error {
+	// The chunk holding from is the last one keyed at or below it. There is
+	// none only if a Truncate ran since from was clamped; start at the first.
+	ok := it.SeekLT(Key(from + 1))
+	if !ok && it.Error() == nil {
+		ok = it.SeekGE(Key(from))
+	}
+	var next uint64 // where the next chunk must start; 0 before the first
+	for ; ok; ok = it.Next() {
+		c, err := itChunk(it)
 		if err != nil {
-			it.Close()
-			return err
+			return fmt.Errorf("wal: read: %w", err)
 		}
-		if err := fn(binary.BigEndian.Uint64(it.Key()), v); err != nil {
-			it.Close()
+		if next != 0 && c.first != next {
+			return fmt.Errorf("wal: read: %w: chunk at seq %d follows one that ends before seq %d", ErrCorrupt, c.first, next)
+		}
+		next = c.first + c.n
+		if err := c.each(from, to, fn); err != nil {
 			return err
 		}
 	}
-	return it.Close()
+	if err := it.Error(); err != nil {
+		return err
+	}
+	if next != 0 && next <= to {
+		return fmt.Errorf("wal: read: %w: records %d..%d are missing", ErrCorrupt, next, to)
+	}
+	return nil
 }
 
-// Truncate deletes every record with seq < below, in one DeleteRange, and
-// records below as the floor so that seqs keep rising across restarts even
-// when the log is emptied. Callers must only truncate what is both
-// snapshotted and synced; Truncate only checks that below is durable.
+// Truncate drops every record with seq < below: one DeleteRange removes every
+// chunk that ends below it, and below is recorded as the floor, so that
+// First() is below and seqs keep rising across restarts even when the log is
+// emptied. The chunk that holds below stays whole; Read skips its records
+// under the floor. Callers must only truncate what is both snapshotted and
+// synced; Truncate only checks that below is durable.
 func (l *Log) Truncate(below uint64) error {
 	if below <= l.first.Load() {
 		return nil
@@ -384,8 +485,12 @@ func (l *Log) Truncate(below uint64) error {
 	if below > l.durable.Load()+1 {
 		return fmt.Errorf("wal: truncate below %d beyond durable %d", below, l.durable.Load())
 	}
+	end, err := l.chunkStart(below)
+	if err != nil {
+		return fmt.Errorf("wal: truncate: %w", err)
+	}
 	b := l.db.NewBatch()
-	if err := b.DeleteRange(Key(0), Key(below), nil); err != nil {
+	if err := b.DeleteRange(Key(0), Key(end), nil); err != nil {
 		return err
 	}
 	if err := b.Set(metaFloorKey, Key(below), nil); err != nil {
@@ -404,6 +509,31 @@ func (l *Log) Truncate(below uint64) error {
 	b.Close()
 	l.first.Store(below)
 	return nil
+}
+
+// chunkStart returns the key (first seq) of the chunk that holds seq, or seq
+// itself when no chunk holds it (seq is above every record).
+func (l *Log) chunkStart(seq uint64) (start uint64, err error) {
+	it, err := l.db.NewIter(&pebble.IterOptions{UpperBound: Key(seq + 1)})
+	if err != nil {
+		return 0, err
+	}
+	defer func() {
+		if cerr := it.Close(); err == nil {
+			err = cerr
+		}
+	}()
+	if !it.Last() {
+		return seq, it.Error()
+	}
+	c, err := itChunk(it)
+	if err != nil {
+		return 0, err
+	}
+	if c.first+c.n > seq {
+		return c.first, nil
+	}
+	return seq, nil
 }
 
 // Close stops accepting records, waits until every queued record is durable

@@ -532,6 +532,8 @@ func TestBackpressure(t *testing.T) {
 // rounds, a random part of what was not synced). On each clone: the log opens,
 // every record acked before the clone is present and intact, each appender's
 // records form a prefix of what it appended, and seqs run from 1 without holes.
+// Only whole groups survive: every chunk in every clone is exactly a group the
+// committer committed (same first seq, same record count).
 func TestCrashClone(t *testing.T) {
 	rng := testRand(t)
 	const (
@@ -540,7 +542,17 @@ func TestCrashClone(t *testing.T) {
 		perAppenderMax = 1500 // bounds the load, and so each reopen's replay
 	)
 	fs := vfs.NewCrashableMem()
-	l := openLog(t, fs, Options{BatchRecordsMax: 16})
+	var (
+		groupsMu  sync.Mutex
+		groups    = map[uint64]uint64{} // first seq -> records, of each committed group
+		nextGroup = uint64(1)
+	)
+	l := openLog(t, fs, Options{BatchRecordsMax: 16, OnCommit: func(records, _ int, _ time.Duration) {
+		groupsMu.Lock()
+		groups[nextGroup] = uint64(records)
+		nextGroup += uint64(records)
+		groupsMu.Unlock()
+	}})
 	acked := make([]atomic.Int64, appenders) // records acked durable, per appender
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -568,6 +580,7 @@ func TestCrashClone(t *testing.T) {
 		}()
 	}
 	underLoad := 0
+	var cloneChunks [][][2]uint64 // (first seq, records) of each chunk, per clone
 	for round := 0; round < rounds; round++ {
 		time.Sleep(time.Duration(rng.IntN(3000)) * time.Microsecond)
 		var before [appenders]int64
@@ -586,11 +599,28 @@ func TestCrashClone(t *testing.T) {
 		}
 		clone := fs.CrashClone(cfg)
 		checkClone(t, round, clone, before[:], durableBefore, cfg.UnsyncedDataPercent)
+		cloneChunks = append(cloneChunks, chunkLayout(t, rawChunks(t, clone)))
 	}
 	close(stop)
 	wg.Wait()
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
+	}
+	groupsMu.Lock()
+	defer groupsMu.Unlock()
+	multi := 0
+	for round, chunks := range cloneChunks {
+		for _, c := range chunks {
+			if n, ok := groups[c[0]]; !ok || n != c[1] {
+				t.Fatalf("round %d: the clone has a chunk of %d records at seq %d; the group committed there had %d", round, c[1], c[0], n)
+			}
+			if c[1] > 1 {
+				multi++
+			}
+		}
+	}
+	if multi == 0 {
+		t.Errorf("no clone held a chunk of more than one record: the test checked nothing about groups")
 	}
 	var total int64
 	for g := range acked {

@@ -20,6 +20,48 @@ type skuRef struct {
 	// s is the SKU's state. Only the actor touches it once the actor runs;
 	// it lives here, not in the actor, so that a restarted actor keeps it.
 	s *sku
+	// out holds the records the actor decided in the current mailbox run,
+	// not yet handed to the log (owned by whoever runs the mailbox).
+	out outBatch
+	e   *Engine
+}
+
+// outBatchRecordsMax: the actor hands its records to the log at least this
+// often within one mailbox run, so a long run does not hold them back.
+const outBatchRecordsMax = 256
+
+// outBatch is a SKU actor's records of one mailbox run, appended to the log
+// in one call (wal.Log.AppendBatch) when the run ends, when it is full, or
+// before the actor handles anything but a take.
+type outBatch struct {
+	buf  []byte // the records, encoded back to back
+	ends []int  // where each record ends in buf
+	acks []wal.Ack
+	recs [][]byte // scratch for AppendBatch
+}
+
+// flush appends the batch to the log. A record the log refuses (it failed or
+// is closed) is answered with the error; the engine is unavailable then, and
+// the change, already applied in memory, is lost with it (Err tells).
+func (r *skuRef) flush() {
+	b := &r.out
+	if len(b.acks) == 0 {
+		return
+	}
+	start := 0
+	b.recs = b.recs[:0]
+	for _, end := range b.ends {
+		b.recs = append(b.recs, b.buf[start:end])
+		start = end
+	}
+	if _, err := r.e.log.AppendBatch(b.recs, b.acks); err != nil {
+		for _, a := range b.acks {
+			a.Durable(0, unavailable(err))
+		}
+	}
+	clear(b.acks)
+	clear(b.recs)
+	b.buf, b.ends, b.acks, b.recs = b.buf[:0], b.ends[:0], b.acks[:0], b.recs[:0]
 }
 
 func (r *skuRef) publish() {
@@ -33,8 +75,8 @@ func (r *skuRef) publish() {
 type skuActor struct {
 	e   *Engine
 	ref *skuRef
-	buf []byte
 	rec wal.Record
+	buf []byte // append's encoding scratch
 }
 
 // call is a caller waiting for one change: answered once (done) with the
@@ -110,27 +152,47 @@ type (
 
 // Receive handles one message. It never blocks: the log's Append only waits
 // while its queue is full (bounded backpressure).
+//
+// A take is decided, its record added to the actor's batch, and applied; the
+// batch goes to the log when the mailbox run ends (skuMailbox calls flush),
+// so a hot SKU logs many sales in one call. Everything else first flushes the
+// batch, so the actor's records reach the log in the order it decided them.
+// Causal order holds: a take never depends on a change that is not yet in
+// the log (frees are logged by their actor before it decides anything after
+// them, or by the coordinator before they are applied).
 func (a *skuActor) Receive(ctx actor.Context) {
 	defer a.e.catchBug()
 	s := a.ref.s
+	m, ok := ctx.Message().(*takeOp)
+	if !ok {
+		a.ref.flush()
+		a.receiveOther(ctx)
+		return
+	}
+	// m belongs to its caller again as soon as it is acked, which may happen
+	// once the batch is flushed: read it only before.
+	kind, user, qty := m.req.kind, m.req.user, m.qty
+	if err := s.checkTake(user, qty); err != nil {
+		m.Durable(0, err)
+		return
+	}
+	a.rec = wal.Record{Kind: kind, TimeMs: m.req.doneMs, RequestID: m.req.id, UserID: user, BodyHash: m.req.hash,
+		ExpiresAtMs: m.req.expires, Items: append(a.rec.Items[:0], wal.Item{SKU: s.id, Qty: qty})}
+	out := &a.ref.out
+	out.buf = a.rec.Encode(out.buf)
+	out.ends = append(out.ends, len(out.buf))
+	out.acks = append(out.acks, m)
+	s.apply(kind, user, qty, 0)
+	a.ref.publish()
+	if len(out.acks) >= outBatchRecordsMax {
+		a.ref.flush()
+	}
+}
+
+// receiveOther handles every message but a take.
+func (a *skuActor) receiveOther(ctx actor.Context) {
+	s := a.ref.s
 	switch m := ctx.Message().(type) {
-	case *takeOp:
-		// m belongs to its caller again as soon as Append has queued it (the
-		// ack may run before Append returns): read it only before.
-		kind, user, qty := m.req.kind, m.req.user, m.qty
-		if err := s.checkTake(user, qty); err != nil {
-			m.Durable(0, err)
-			return
-		}
-		a.rec = wal.Record{Kind: kind, TimeMs: m.req.doneMs, RequestID: m.req.id, UserID: user, BodyHash: m.req.hash,
-			ExpiresAtMs: m.req.expires, Items: append(a.rec.Items[:0], wal.Item{SKU: s.id, Qty: qty})}
-		a.buf = a.rec.Encode(a.buf[:0])
-		if _, err := a.e.log.Append(a.buf, m); err != nil {
-			m.Durable(0, unavailable(err))
-			return
-		}
-		s.apply(kind, user, qty, 0)
-		a.ref.publish()
 	case *prepareMsg:
 		err := s.checkTake(m.user, m.qty)
 		if err == nil {

@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"os"
+	"runtime/pprof"
 	"context"
 	"fmt"
 	"strconv"
@@ -9,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flashsale/flashsale/internal/testkit"
 	"github.com/flashsale/flashsale/wal"
 )
 
@@ -40,7 +43,12 @@ func benchDeduct(b *testing.B, skus, callers int) {
 		reqIDs[i] = "r" + strconv.Itoa(i)
 	}
 	b.ResetTimer()
-	start := time.Now()
+	start, cpuStart := time.Now(), testkit.ProcessCPU()
+	if f := os.Getenv("PROF"); f != "" {
+		pf, _ := os.Create(f)
+		pprof.StartCPUProfile(pf)
+		defer pprof.StopCPUProfile()
+	}
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	var failed atomic.Int64
@@ -61,7 +69,15 @@ func benchDeduct(b *testing.B, skus, callers int) {
 		}()
 	}
 	wg.Wait()
-	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "deductions/s")
+	took, cpu := time.Since(start), testkit.ProcessCPU()-cpuStart
+	if os.Getenv("PROF") != "" {
+		pprof.StopCPUProfile()
+	}
+	b.ReportMetric(float64(b.N)/took.Seconds(), "deductions/s")
+	if cpu > 0 {
+		b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
+		b.ReportMetric(cpu.Seconds()/took.Seconds(), "cores")
+	}
 	if c := commits.Load(); c > 0 {
 		b.ReportMetric(float64(committed.Load())/float64(c), "records/commit")
 		b.ReportMetric(float64(commitNs.Load())/float64(c)/1e6, "ms/commit")

@@ -169,8 +169,8 @@ type Engine struct {
 	sys  *actor.ActorSystem
 	root *actor.RootContext
 
-	skus     sync.Map // string -> *skuRef
-	skuMu    sync.Mutex
+	skus     skuIndex
+	skuMu    sync.Mutex // one SKU created at a time
 	requests *table // deducts and reservations
 	restocks *table
 	returns  *table
@@ -261,13 +261,7 @@ func (e *Engine) Err() error {
 
 func (e *Engine) nowMs() int64 { return e.opts.Now().UnixMilli() }
 
-func (e *Engine) ref(id string) *skuRef {
-	v, ok := e.skus.Load(id)
-	if !ok {
-		return nil
-	}
-	return v.(*skuRef)
-}
+func (e *Engine) ref(id string) *skuRef { return e.skus.get(id) }
 
 // Available returns a SKU's available stock without a hop to its actor (it
 // may lag the actor by a change in flight) and whether the SKU exists.
@@ -298,7 +292,7 @@ func (e *Engine) Get(ctx context.Context, id string) (SKUState, error) {
 // SKUs lists the ids of every SKU, in no particular order.
 func (e *Engine) SKUs() []string {
 	var out []string
-	e.skus.Range(func(k, _ any) bool { out = append(out, k.(string)); return true })
+	e.skus.each(func(r *skuRef) { out = append(out, r.id) })
 	return out
 }
 
@@ -314,9 +308,7 @@ type Stats struct {
 
 // Stats returns the engine's counters.
 func (e *Engine) Stats() Stats {
-	n := 0
-	e.skus.Range(func(_, _ any) bool { n++; return true })
-	return Stats{InFlight: e.inflight.Load(), SKUs: n, RequestIDs: e.requests.len(),
+	return Stats{InFlight: e.inflight.Load(), SKUs: e.skus.len(), RequestIDs: e.requests.len(),
 		SnapshotSeq: e.snapSeq.Load(), SyncedSeq: e.synced.Load(), Log: e.log.Stats()}
 }
 
@@ -333,10 +325,7 @@ func (e *Engine) Close() error {
 		time.Sleep(time.Millisecond)
 	}
 	var errs []error
-	e.skus.Range(func(_, v any) bool {
-		_ = e.root.PoisonFuture(v.(*skuRef).pid).Wait()
-		return true
-	})
+	e.skus.each(func(r *skuRef) { _ = e.root.PoisonFuture(r.pid).Wait() })
 	e.sys.Shutdown()
 	if e.log.Err() == nil {
 		if err := e.snapshot(); err != nil {

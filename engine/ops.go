@@ -484,14 +484,17 @@ func (e *Engine) ensureSKU(id string) *skuRef {
 	if r := e.ref(id); r != nil {
 		return r
 	}
-	return e.spawn(newSKU(id))
+	r := e.spawn(newSKU(id))
+	e.skus.add(r)
+	return r
 }
 
+// spawn starts the actor of SKU s; the caller publishes the ref (skus.add).
 func (e *Engine) spawn(s *sku) *skuRef {
-	r := &skuRef{id: s.id, s: s}
+	r := &skuRef{id: s.id, s: s, e: e}
 	r.publish()
-	r.pid = e.root.Spawn(actor.PropsFromProducer(func() actor.Actor { return &skuActor{e: e, ref: r} }, actor.WithDispatcher(skuDispatcher)))
-	e.skus.Store(s.id, r)
+	r.pid = e.root.Spawn(actor.PropsFromProducer(func() actor.Actor { return &skuActor{e: e, ref: r} },
+		actor.WithMailbox(newSKUMailbox(r.flush))))
 	return r
 }
 
@@ -586,10 +589,3 @@ func (q *expiryQueue) popDue(now int64) []due {
 	}
 	return out
 }
-
-// skuDispatcher runs a SKU actor's mailbox on the goroutine of the sender
-// that found it idle, instead of starting a goroutine per wake-up: the actor
-// stays single-threaded (the mailbox lets one runner in at a time), and a
-// hot path of many SKUs no longer pays a goroutine start per message.
-// Throughput is how many messages a runner handles before it yields.
-var skuDispatcher = actor.NewSynchronizedDispatcher(300)

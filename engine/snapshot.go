@@ -118,9 +118,11 @@ func (e *Engine) recover() (*State, error) {
 // install hands a recovered State to the live engine: SKU actors, tables and
 // the expiry queue. The live engine owns st's parts afterwards.
 func (e *Engine) install(st *State) {
+	refs := make([]*skuRef, 0, len(st.skus))
 	for _, s := range st.skus {
-		e.spawn(s)
+		refs = append(refs, e.spawn(s))
 	}
+	e.skus.add(refs...)
 	e.requests, e.restocks, e.returns = st.requests, st.restocks, st.returns
 	e.requests.openReservations(e.expiries.push)
 }

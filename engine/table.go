@@ -8,6 +8,7 @@ import (
 	"hash/maphash"
 	"slices"
 	"sync"
+	"unsafe"
 
 	"github.com/flashsale/flashsale/wal"
 )
@@ -97,7 +98,14 @@ type handle struct {
 	gen   uint32
 }
 
+// tableShard is one part of a table, padded to whole cache lines so that two
+// cores working on neighbouring shards do not share a line.
 type tableShard struct {
+	tableShardFields
+	_ [(64 - unsafe.Sizeof(tableShardFields{})%64) % 64]byte
+}
+
+type tableShardFields struct {
 	mu    sync.Mutex
 	index map[uint64]uint32 // id hash -> slot+1 of the first entry with it
 	slots []entry
@@ -112,7 +120,6 @@ type tableShard struct {
 	// waits holds a channel per slot that somebody waits on (rare: a retry
 	// racing its original, a confirm racing a cancel).
 	waits map[uint32]chan struct{}
-	_     [32]byte // keep shards on separate cache lines
 }
 
 func newTable(idsMax int) *table {
@@ -184,7 +191,8 @@ func (t *table) claim(ctx context.Context, in *reqInit) (handle, claimResult, re
 	sh, si := t.shardOf(h)
 	for {
 		sh.mu.Lock()
-		if s, ok := sh.find(h, in.id); ok {
+		s, ok, head := sh.findHead(h, in.id)
+		if ok {
 			e := &sh.slots[s]
 			if e.status != statusPending {
 				info := reqInfo{kind: e.kind, status: e.status, bodyHash: e.bodyHash, seq: e.seq, expires: e.expires}
@@ -196,7 +204,7 @@ func (t *table) claim(ctx context.Context, in *reqInit) (handle, claimResult, re
 			}
 			continue
 		}
-		s := sh.add(h, in, statusPending)
+		s = sh.add(h, head, in, statusPending)
 		gen := sh.slots[s].gen
 		sh.mu.Unlock()
 		return handle{shard: si, slot: s, gen: gen}, claimed, reqInfo{}, nil
@@ -305,7 +313,7 @@ func (t *table) insert(in *reqInit) {
 	if s, ok := sh.find(h, in.id); ok {
 		sh.remove(s)
 	}
-	s := sh.add(h, in, in.status)
+	s := sh.add(h, sh.index[h], in, in.status)
 	sh.order = append(sh.order, token(s, sh.slots[s].gen))
 	sh.mu.Unlock()
 }
@@ -490,15 +498,23 @@ func token(slot, gen uint32) uint64 { return uint64(gen)<<32 | uint64(slot) }
 
 // find returns the slot of id's entry.
 func (sh *tableShard) find(h uint64, id string) (uint32, bool) {
-	for next := sh.index[h]; next != 0; {
+	s, ok, _ := sh.findHead(h, id)
+	return s, ok
+}
+
+// findHead is find that also returns the index's value for h (the head of
+// its chain), which add takes, to spare a second lookup.
+func (sh *tableShard) findHead(h uint64, id string) (slot uint32, ok bool, head uint32) {
+	head = sh.index[h]
+	for next := head; next != 0; {
 		s := next - 1
 		e := &sh.slots[s]
 		if got, _ := sh.strings(e); string(got) == id {
-			return s, true
+			return s, true, head
 		}
 		next = e.next
 	}
-	return 0, false
+	return 0, false, head
 }
 
 // held returns the entry a caller's handle names; a stale handle is a bug.
@@ -510,8 +526,9 @@ func (sh *tableShard) held(h handle) *entry {
 	return e
 }
 
-// add makes a new entry from in, with status.
-func (sh *tableShard) add(h uint64, in *reqInit, status uint8) uint32 {
+// add makes a new entry from in, with status; head is the index's value for
+// h now.
+func (sh *tableShard) add(h uint64, head uint32, in *reqInit, status uint8) uint32 {
 	var s uint32
 	if n := len(sh.free); n > 0 {
 		s = sh.free[n-1]
@@ -548,7 +565,7 @@ func (sh *tableShard) add(h uint64, in *reqInit, status uint8) uint32 {
 	if len(b) != size {
 		panic(fmt.Sprintf("engine: blob of %d bytes, sized %d", len(b), size))
 	}
-	e.next = sh.index[h]
+	e.next = head
 	sh.index[h] = s + 1
 	sh.count++
 	return s

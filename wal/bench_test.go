@@ -5,6 +5,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/flashsale/flashsale/internal/testkit"
 )
 
 // benchAppenders is the number of concurrent appenders in
@@ -46,7 +48,7 @@ func BenchmarkAppendCeiling(b *testing.B) {
 	n := int64(b.N)
 	var wg sync.WaitGroup
 	b.ResetTimer()
-	start, cpuStart := time.Now(), processCPU()
+	start, cpuStart := time.Now(), testkit.ProcessCPU()
 	for g := 0; g < benchAppenders; g++ {
 		wg.Add(1)
 		go func() {
@@ -65,7 +67,7 @@ func BenchmarkAppendCeiling(b *testing.B) {
 		}()
 	}
 	wg.Wait()
-	took, cpu := time.Since(start), processCPU()-cpuStart
+	took, cpu := time.Since(start), testkit.ProcessCPU()-cpuStart
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/took.Seconds(), "records/s")
 	if cpu > 0 {

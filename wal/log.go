@@ -211,11 +211,27 @@ func itChunk(it *pebble.Iterator) (chunk, error) {
 // 1..RecordBytesMax bytes is refused with an error wrapping ErrCorrupt (the
 // chunk format cannot hold it; Record.Encode never makes one).
 func (l *Log) Append(rec []byte, ack Ack) (uint64, error) {
-	if len(rec) == 0 || len(rec) > RecordBytesMax {
-		return 0, fmt.Errorf("wal: append: %w: %d bytes, want 1..%d", ErrCorrupt, len(rec), RecordBytesMax)
+	one := [1][]byte{rec}
+	acks := [1]Ack{ack}
+	return l.AppendBatch(one[:], acks[:])
+}
+
+// AppendBatch appends recs[i] with acks[i] for each i, in order, under one
+// lock: the records get consecutive seqs (the first is returned) and the same
+// guarantees as Append's, which it is equivalent to. All or nothing: on an
+// error no record was appended. At most BatchRecordsMax records at once.
+func (l *Log) AppendBatch(recs [][]byte, acks []Ack) (uint64, error) {
+	if len(recs) != len(acks) || len(recs) == 0 || len(recs) > l.opts.BatchRecordsMax {
+		return 0, fmt.Errorf("wal: append of %d records with %d acks, want 1..%d", len(recs), len(acks), l.opts.BatchRecordsMax)
 	}
+	for _, rec := range recs {
+		if len(rec) == 0 || len(rec) > RecordBytesMax {
+			return 0, fmt.Errorf("wal: append: %w: %d bytes, want 1..%d", ErrCorrupt, len(rec), RecordBytesMax)
+		}
+	}
+	n := len(recs)
 	l.mu.Lock()
-	for l.queued >= l.opts.QueueRecordsMax && l.err == nil && !l.closing {
+	for l.queued+n > l.opts.QueueRecordsMax && l.err == nil && !l.closing {
 		l.room.Wait()
 	}
 	if l.err != nil {
@@ -226,25 +242,29 @@ func (l *Log) Append(rec []byte, ack Ack) (uint64, error) {
 		l.mu.Unlock()
 		return 0, ErrClosed
 	}
-	if l.next > SeqMax {
+	if l.next+uint64(n)-1 > SeqMax {
 		l.mu.Unlock()
 		panic("wal: sequence numbers exhausted")
 	}
-	seq := l.next
-	l.next++
-	g := l.openGroup(len(rec))
-	g.chunk.add(rec)
-	g.acks = append(g.acks, ack)
-	if g.first == 0 {
-		g.first = seq
+	first := l.next
+	wake := len(l.queue) == 0 // the committer waits only on an empty queue
+	for i, rec := range recs {
+		seq := l.next
+		l.next++
+		g := l.openGroup(len(rec))
+		g.chunk.add(rec)
+		g.acks = append(g.acks, acks[i])
+		if g.first == 0 {
+			g.first = seq
+		}
+		g.last = seq
 	}
-	g.last = seq
-	l.queued++
-	if len(l.queue) == 1 && len(g.acks) == 1 {
+	l.queued += n
+	if wake {
 		l.work.Signal()
 	}
 	l.mu.Unlock()
-	return seq, nil
+	return first, nil
 }
 
 // openGroup returns the group that takes the next record, sealing the current

@@ -1,10 +1,10 @@
 package engine
 
 import (
-	"os"
-	"runtime/pprof"
 	"context"
 	"fmt"
+	"os"
+	"runtime/pprof"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -44,7 +44,7 @@ func benchDeduct(b *testing.B, skus, callers int) {
 	}
 	b.ResetTimer()
 	start, cpuStart := time.Now(), testkit.ProcessCPU()
-	if f := os.Getenv("PROF"); f != "" {
+	if f := os.Getenv("FLASHSALE_BENCH_CPUPROFILE"); f != "" {
 		pf, _ := os.Create(f)
 		pprof.StartCPUProfile(pf)
 		defer pprof.StopCPUProfile()
@@ -70,7 +70,7 @@ func benchDeduct(b *testing.B, skus, callers int) {
 	}
 	wg.Wait()
 	took, cpu := time.Since(start), testkit.ProcessCPU()-cpuStart
-	if os.Getenv("PROF") != "" {
+	if os.Getenv("FLASHSALE_BENCH_CPUPROFILE") != "" {
 		pprof.StopCPUProfile()
 	}
 	b.ReportMetric(float64(b.N)/took.Seconds(), "deductions/s")

@@ -171,7 +171,7 @@ type Engine struct {
 
 	skus     skuIndex
 	skuMu    sync.Mutex // one SKU created at a time
-	requests *table // deducts and reservations
+	requests *table     // deducts and reservations
 	restocks *table
 	returns  *table
 	expiries expiryQueue

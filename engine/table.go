@@ -75,7 +75,6 @@ type entry struct {
 	doneMs    int64  // when it was decided (the idempotency window counts from here)
 	expires   int64  // reservations: Unix ms
 	blob      blobRef
-	next      uint32 // slot+1 of the next entry whose id has the same hash; 0: none
 	gen       uint32 // bumped when the slot is freed, so stale handles and order tokens are caught
 	kind      wal.Kind
 	status    uint8
@@ -106,17 +105,19 @@ type tableShard struct {
 }
 
 type tableShardFields struct {
+	// The fields a claim and a finish touch come first, so that they share
+	// as few cache lines as possible.
 	mu    sync.Mutex
-	index map[uint64]uint32 // id hash -> slot+1 of the first entry with it
-	slots []entry
+	count int // live entries
+	index idIndex
+	slab  slab
+	arena arena
 	free  []uint32 // free slots
-	count int      // live entries
 	// order holds the finished entries as tokens (gen<<32 | slot) in the
 	// order they finished, oldest first from head. A token whose entry is
 	// gone (its generation moved on) is skipped.
 	order []uint64
 	head  int
-	arena arena
 	// waits holds a channel per slot that somebody waits on (rare: a retry
 	// racing its original, a confirm racing a cancel).
 	waits map[uint32]chan struct{}
@@ -124,9 +125,6 @@ type tableShardFields struct {
 
 func newTable(idsMax int) *table {
 	t := &table{perShardMax: max(idsMax/tableShards, 1)}
-	for i := range t.shards {
-		t.shards[i].index = map[uint64]uint32{}
-	}
 	return t
 }
 
@@ -137,8 +135,8 @@ func (t *table) reserve(n int) {
 	for i := range t.shards {
 		sh := &t.shards[i]
 		if sh.count == 0 && per > 0 {
-			sh.index = make(map[uint64]uint32, per)
-			sh.slots = make([]entry, 0, per)
+			sh.index.init(per * indexLoadMax)
+			sh.slab.pages = make([]*slabPage, 0, per/slabPageEntries+1)
 			sh.order = make([]uint64, 0, per)
 		}
 	}
@@ -191,9 +189,9 @@ func (t *table) claim(ctx context.Context, in *reqInit) (handle, claimResult, re
 	sh, si := t.shardOf(h)
 	for {
 		sh.mu.Lock()
-		s, ok, head := sh.findHead(h, in.id)
+		s, ok := sh.find(h, in.id)
 		if ok {
-			e := &sh.slots[s]
+			e := sh.slab.at(s)
 			if e.status != statusPending {
 				info := reqInfo{kind: e.kind, status: e.status, bodyHash: e.bodyHash, seq: e.seq, expires: e.expires}
 				sh.mu.Unlock()
@@ -204,8 +202,8 @@ func (t *table) claim(ctx context.Context, in *reqInit) (handle, claimResult, re
 			}
 			continue
 		}
-		s = sh.add(h, head, in, statusPending)
-		gen := sh.slots[s].gen
+		s = sh.add(h, in, statusPending)
+		gen := sh.slab.at(s).gen
 		sh.mu.Unlock()
 		return handle{shard: si, slot: s, gen: gen}, claimed, reqInfo{}, nil
 	}
@@ -242,7 +240,7 @@ func (t *table) acquire(ctx context.Context, id string) (h handle, r request, ok
 			sh.mu.Unlock()
 			return handle{}, request{}, false, nil
 		}
-		e := &sh.slots[s]
+		e := sh.slab.at(s)
 		if e.status != statusPending && e.flags&flagBusy == 0 {
 			e.flags |= flagBusy
 			r = sh.copyOut(e)
@@ -266,7 +264,7 @@ func (t *table) tryAcquire(id string) (h handle, r request, ok, again bool) {
 	if !found {
 		return handle{}, request{}, false, false
 	}
-	e := &sh.slots[s]
+	e := sh.slab.at(s)
 	if e.status == statusPending || e.flags&flagBusy != 0 {
 		return handle{}, request{}, false, true
 	}
@@ -313,8 +311,8 @@ func (t *table) insert(in *reqInit) {
 	if s, ok := sh.find(h, in.id); ok {
 		sh.remove(s)
 	}
-	s := sh.add(h, sh.index[h], in, in.status)
-	sh.order = append(sh.order, token(s, sh.slots[s].gen))
+	s := sh.add(h, in, in.status)
+	sh.order = append(sh.order, token(s, sh.slab.at(s).gen))
 	sh.mu.Unlock()
 }
 
@@ -342,7 +340,7 @@ func (t *table) settleFolded(id string, status uint8, seq uint64) bool {
 	if !ok {
 		return false
 	}
-	e := &sh.slots[s]
+	e := sh.slab.at(s)
 	if e.kind != wal.KindReserve || e.status != statusReserved {
 		return false
 	}
@@ -362,7 +360,7 @@ func (t *table) returnFolded(id string, items []wal.Item) bool {
 	if !ok {
 		return false
 	}
-	e := &sh.slots[s]
+	e := sh.slab.at(s)
 	r := sh.copyOut(e)
 	for _, it := range items {
 		if i := r.itemIndex(it.SKU); i < 0 || r.soldQty(i) < it.Qty {
@@ -387,8 +385,8 @@ func (t *table) entries() []*request {
 	for i := range t.shards {
 		sh := &t.shards[i]
 		sh.mu.Lock()
-		for s := range sh.slots {
-			e := &sh.slots[s]
+		for s := range sh.slab.n {
+			e := sh.slab.at(s)
 			if e.flags&flagLive != 0 && e.status != statusPending {
 				keys = append(keys, key{e.doneMs, e.seq, uint32(i), uint32(s)})
 			}
@@ -406,7 +404,7 @@ func (t *table) entries() []*request {
 	for i, k := range keys {
 		sh := &t.shards[k.shard]
 		sh.mu.Lock()
-		copies[i] = sh.copyOut(&sh.slots[k.slot])
+		copies[i] = sh.copyOut(sh.slab.at(k.slot))
 		sh.mu.Unlock()
 		out[i] = &copies[i]
 	}
@@ -419,8 +417,8 @@ func (t *table) openReservations(fn func(id string, expires int64)) {
 	for i := range t.shards {
 		sh := &t.shards[i]
 		sh.mu.Lock()
-		for s := range sh.slots {
-			e := &sh.slots[s]
+		for s := range sh.slab.n {
+			e := sh.slab.at(s)
 			if e.flags&flagLive != 0 && e.status == statusReserved {
 				id, _ := sh.strings(e)
 				fn(string(id), e.expires)
@@ -442,7 +440,7 @@ func (t *table) forget(cutoffMs int64) (n int) {
 		for steps := len(sh.order) - sh.head; steps > 0; steps-- {
 			tok := sh.order[sh.head]
 			s, gen := uint32(tok), uint32(tok>>32)
-			e := &sh.slots[s]
+			e := sh.slab.at(s)
 			live := e.flags&flagLive != 0 && e.gen == gen
 			if live && e.doneMs >= cutoffMs && sh.count <= t.perShardMax {
 				break
@@ -489,7 +487,7 @@ func (t *table) get(id string) (request, bool) {
 	if !ok {
 		return request{}, false
 	}
-	return sh.copyOut(&sh.slots[s]), true
+	return sh.copyOut(sh.slab.at(s)), true
 }
 
 func token(slot, gen uint32) uint64 { return uint64(gen)<<32 | uint64(slot) }
@@ -498,46 +496,31 @@ func token(slot, gen uint32) uint64 { return uint64(gen)<<32 | uint64(slot) }
 
 // find returns the slot of id's entry.
 func (sh *tableShard) find(h uint64, id string) (uint32, bool) {
-	s, ok, _ := sh.findHead(h, id)
-	return s, ok
-}
-
-// findHead is find that also returns the index's value for h (the head of
-// its chain), which add takes, to spare a second lookup.
-func (sh *tableShard) findHead(h uint64, id string) (slot uint32, ok bool, head uint32) {
-	head = sh.index[h]
-	for next := head; next != 0; {
-		s := next - 1
-		e := &sh.slots[s]
-		if got, _ := sh.strings(e); string(got) == id {
-			return s, true, head
-		}
-		next = e.next
-	}
-	return 0, false, head
+	return sh.index.find(h, func(s uint32) bool {
+		got, _ := sh.strings(sh.slab.at(s))
+		return string(got) == id
+	})
 }
 
 // held returns the entry a caller's handle names; a stale handle is a bug.
 func (sh *tableShard) held(h handle) *entry {
-	e := &sh.slots[h.slot]
+	e := sh.slab.at(h.slot)
 	if e.flags&flagLive == 0 || e.gen != h.gen {
 		panic(fmt.Sprintf("engine: stale table handle %+v", h))
 	}
 	return e
 }
 
-// add makes a new entry from in, with status; head is the index's value for
-// h now.
-func (sh *tableShard) add(h uint64, head uint32, in *reqInit, status uint8) uint32 {
+// add makes a new entry from in, with status.
+func (sh *tableShard) add(h uint64, in *reqInit, status uint8) uint32 {
 	var s uint32
 	if n := len(sh.free); n > 0 {
 		s = sh.free[n-1]
 		sh.free = sh.free[:n-1]
 	} else {
-		sh.slots = append(sh.slots, entry{})
-		s = uint32(len(sh.slots) - 1)
+		s = sh.slab.grow()
 	}
-	e := &sh.slots[s]
+	e := sh.slab.at(s)
 	nItems := len(in.items) + len(in.walItems)
 	*e = entry{idHash: h, bodyHash: in.bodyHash, seq: in.seq, settleSeq: in.settleSeq, doneMs: in.doneMs,
 		expires: in.expires, gen: e.gen, kind: in.kind, status: status, flags: flagLive, items: uint8(nItems)}
@@ -565,32 +548,15 @@ func (sh *tableShard) add(h uint64, head uint32, in *reqInit, status uint8) uint
 	if len(b) != size {
 		panic(fmt.Sprintf("engine: blob of %d bytes, sized %d", len(b), size))
 	}
-	e.next = head
-	sh.index[h] = s + 1
+	sh.index.add(h, s)
 	sh.count++
 	return s
 }
 
 // remove frees slot s, unlinking it from the index and waking its waiters.
 func (sh *tableShard) remove(s uint32) {
-	e := &sh.slots[s]
-	h := e.idHash
-	if head := sh.index[h]; head == s+1 {
-		if e.next == 0 {
-			delete(sh.index, h)
-		} else {
-			sh.index[h] = e.next
-		}
-	} else {
-		for p := head - 1; ; {
-			pe := &sh.slots[p]
-			if pe.next == s+1 {
-				pe.next = e.next
-				break
-			}
-			p = pe.next - 1
-		}
-	}
+	e := sh.slab.at(s)
+	sh.index.remove(e.idHash, s)
 	sh.wakeLocked(s)
 	sh.arena.release(e.blob)
 	*e = entry{gen: e.gen + 1}
@@ -683,7 +649,7 @@ func (sh *tableShard) waitLocked(ctx context.Context, s uint32) error {
 	if ch == nil {
 		ch = make(chan struct{})
 		sh.waits[s] = ch
-		sh.slots[s].flags |= flagWaited
+		sh.slab.at(s).flags |= flagWaited
 	}
 	sh.mu.Unlock()
 	select {
@@ -696,7 +662,7 @@ func (sh *tableShard) waitLocked(ctx context.Context, s uint32) error {
 
 // wakeLocked wakes whoever waits on slot s.
 func (sh *tableShard) wakeLocked(s uint32) {
-	e := &sh.slots[s]
+	e := sh.slab.at(s)
 	if e.flags&flagWaited == 0 {
 		return
 	}
@@ -716,35 +682,64 @@ func appendItem(b []byte, sku string, qty, returned int64) []byte {
 	return binary.LittleEndian.AppendUint64(b, uint64(returned))
 }
 
+// slabPageEntries is the number of entries in one page of a slab.
+const slabPageEntries = 512
+
+type slabPage [slabPageEntries]entry
+
+// slab holds a shard's entries in fixed pages, so growing it copies nothing
+// and an entry never moves.
+type slab struct {
+	pages []*slabPage
+	n     uint32 // slots handed out
+}
+
+func (sl *slab) at(s uint32) *entry { return &sl.pages[s/slabPageEntries][s%slabPageEntries] }
+
+// grow hands out a new slot (zeroed).
+func (sl *slab) grow() uint32 {
+	if sl.n%slabPageEntries == 0 {
+		sl.pages = append(sl.pages, new(slabPage))
+	}
+	sl.n++
+	return sl.n - 1
+}
+
 // arena holds the blobs of one shard in chunks of bytes. Chunks never move;
 // a chunk is dropped once nothing in it is live (and it is not the one being
-// filled).
+// filled). The chunk being filled is described by the arena's own fields
+// (off, curLive), so that handing out room writes only the shard's header.
 type arena struct {
-	chunks [][]byte
-	live   []int // live bytes per chunk
-	free   []uint32
-	cur    uint32
-	next   int // size of the next chunk
+	cur     uint32
+	off     int // bytes handed out of chunks[cur]
+	curLive int // live bytes in chunks[cur]
+	next    int // size of the next chunk
+	chunks  [][]byte
+	live    []int // live bytes per chunk; for cur, see curLive
+	free    []uint32
 }
 
 // alloc returns room for n bytes (a zero-length slice with capacity n).
 func (a *arena) alloc(n int) (blobRef, []byte) {
-	if len(a.chunks) == 0 || cap(a.chunks[a.cur])-len(a.chunks[a.cur]) < n {
+	if len(a.chunks) == 0 || len(a.chunks[a.cur])-a.off < n {
 		a.grow(n)
 	}
-	c := a.chunks[a.cur]
-	off := len(c)
-	a.chunks[a.cur] = c[:off+n]
-	a.live[a.cur] += n
-	return blobRef{chunk: a.cur, off: uint32(off), n: uint32(n)}, c[off : off : off+n]
+	off := a.off
+	a.off += n
+	a.curLive += n
+	return blobRef{chunk: a.cur, off: uint32(off), n: uint32(n)}, a.chunks[a.cur][off : off : off+n]
 }
 
 func (a *arena) grow(n int) {
-	if len(a.chunks) > 0 && a.live[a.cur] == 0 {
-		a.drop(a.cur)
+	if len(a.chunks) > 0 {
+		a.live[a.cur] = a.curLive
+		if a.curLive == 0 {
+			a.drop(a.cur)
+		}
 	}
 	a.next = min(max(a.next*2, arenaChunkBytesMin), arenaChunkBytesMax)
-	c := make([]byte, 0, max(a.next, n))
+	c := make([]byte, max(a.next, n))
+	a.off, a.curLive = 0, 0
 	if k := len(a.free); k > 0 {
 		a.cur = a.free[k-1]
 		a.free = a.free[:k-1]
@@ -759,11 +754,18 @@ func (a *arena) grow(n int) {
 func (a *arena) bytes(r blobRef) []byte { return a.chunks[r.chunk][r.off : r.off+r.n] }
 
 func (a *arena) release(r blobRef) {
+	if r.chunk == a.cur {
+		a.curLive -= int(r.n)
+		if a.curLive < 0 {
+			panic(fmt.Sprintf("engine: arena chunk %d: live bytes %d", r.chunk, a.curLive))
+		}
+		return
+	}
 	a.live[r.chunk] -= int(r.n)
 	if a.live[r.chunk] < 0 {
 		panic(fmt.Sprintf("engine: arena chunk %d: live bytes %d", r.chunk, a.live[r.chunk]))
 	}
-	if a.live[r.chunk] == 0 && r.chunk != a.cur {
+	if a.live[r.chunk] == 0 {
 		a.drop(r.chunk)
 	}
 }

@@ -20,10 +20,77 @@ type skuRef struct {
 	// s is the SKU's state. Only the actor touches it once the actor runs;
 	// it lives here, not in the actor, so that a restarted actor keeps it.
 	s *sku
-	// out holds the records the actor decided in the current mailbox run,
-	// not yet handed to the log (owned by whoever runs the mailbox).
+	// in holds the takes the actor received in the current mailbox run and
+	// has not decided yet; out the records it decided and has not yet handed
+	// to the log. Both are owned by whoever runs the mailbox.
+	in  inBatch
 	out outBatch
+	rec wal.Record // decide's encoding scratch
 	e   *Engine
+}
+
+// inBatch is a SKU actor's takes of one mailbox run, decided together
+// (decide): their ids are claimed in the table in one pass, one lock per
+// table shard, by the goroutine running the mailbox.
+type inBatch struct {
+	ops  []*takeOp
+	ins  []reqInit
+	outs []claimOut
+}
+
+// decide claims the ids of the queued takes, decides each in order (stock,
+// then the per-user limit), applies what it accepts, and hands the records to
+// the log (flush).
+func (r *skuRef) decide() {
+	defer r.e.catchBug()
+	b := &r.in
+	if len(b.ops) > 0 {
+		b.ins, b.outs = b.ins[:0], b.outs[:0]
+		for _, op := range b.ops {
+			op.item[0] = Item{SKU: r.id, Qty: op.qty}
+			b.ins = append(b.ins, reqInit{id: op.req.id, user: op.req.user, kind: op.req.kind, bodyHash: op.req.hash,
+				doneMs: op.req.doneMs, expires: op.req.expires, items: op.item[:]})
+			b.outs = append(b.outs, claimOut{})
+		}
+		r.e.requests.claimBatch(b.ins, b.outs)
+		for i, op := range b.ops {
+			switch c := &b.outs[i]; c.res {
+			case claimDone:
+				res, err := op.req.replay(c.info)
+				op.answer(res, err)
+			case claimBusy:
+				op.answer(Result{}, errClaimBusy)
+			default:
+				op.req.h, op.claimed = c.h, true
+				r.take(op)
+			}
+		}
+		clear(b.ops)
+		clear(b.ins)
+		b.ops = b.ops[:0]
+		r.publish()
+	}
+	r.flush()
+}
+
+// take decides one claimed take and, if it is accepted, adds its record to
+// the out batch and applies it.
+func (r *skuRef) take(op *takeOp) {
+	s := r.s
+	// op belongs to its caller again as soon as it is acked, which may
+	// happen once the batch is flushed: read it only before.
+	kind, user, qty := op.req.kind, op.req.user, op.qty
+	if err := s.checkTake(user, qty); err != nil {
+		op.refuse(err)
+		return
+	}
+	r.rec = wal.Record{Kind: kind, TimeMs: op.req.doneMs, RequestID: op.req.id, UserID: user, BodyHash: op.req.hash,
+		ExpiresAtMs: op.req.expires, Items: append(r.rec.Items[:0], wal.Item{SKU: s.id, Qty: qty})}
+	out := &r.out
+	out.buf = r.rec.Encode(out.buf)
+	out.ends = append(out.ends, len(out.buf))
+	out.acks = append(out.acks, op)
+	s.apply(kind, user, qty, 0)
 }
 
 // outBatchRecordsMax: the actor hands its records to the log at least this
@@ -56,7 +123,7 @@ func (r *skuRef) flush() {
 	}
 	if _, err := r.e.log.AppendBatch(b.recs, b.acks); err != nil {
 		for _, a := range b.acks {
-			a.Durable(0, unavailable(err))
+			a.(*takeOp).refuse(unavailable(err))
 		}
 	}
 	clear(b.acks)
@@ -153,39 +220,25 @@ type (
 // Receive handles one message. It never blocks: the log's Append only waits
 // while its queue is full (bounded backpressure).
 //
-// A take is decided, its record added to the actor's batch, and applied; the
-// batch goes to the log when the mailbox run ends (skuMailbox calls flush),
-// so a hot SKU logs many sales in one call. Everything else first flushes the
-// batch, so the actor's records reach the log in the order it decided them.
-// Causal order holds: a take never depends on a change that is not yet in
-// the log (frees are logged by their actor before it decides anything after
-// them, or by the coordinator before they are applied).
+// A take is queued; the queued takes are decided together (decide) when the
+// mailbox run ends (skuMailbox calls it), when outBatchRecordsMax are queued,
+// or before the actor handles anything else, so the actor decides and logs
+// in the order it received. Their records reach the log in one call, so a
+// hot SKU logs many sales at once. Causal order holds: a take never depends
+// on a change that is not yet in the log (frees are logged by this actor
+// before it decides anything after them, or by the coordinator before they
+// are applied).
 func (a *skuActor) Receive(ctx actor.Context) {
 	defer a.e.catchBug()
-	s := a.ref.s
 	m, ok := ctx.Message().(*takeOp)
 	if !ok {
-		a.ref.flush()
+		a.ref.decide()
 		a.receiveOther(ctx)
 		return
 	}
-	// m belongs to its caller again as soon as it is acked, which may happen
-	// once the batch is flushed: read it only before.
-	kind, user, qty := m.req.kind, m.req.user, m.qty
-	if err := s.checkTake(user, qty); err != nil {
-		m.Durable(0, err)
-		return
-	}
-	a.rec = wal.Record{Kind: kind, TimeMs: m.req.doneMs, RequestID: m.req.id, UserID: user, BodyHash: m.req.hash,
-		ExpiresAtMs: m.req.expires, Items: append(a.rec.Items[:0], wal.Item{SKU: s.id, Qty: qty})}
-	out := &a.ref.out
-	out.buf = a.rec.Encode(out.buf)
-	out.ends = append(out.ends, len(out.buf))
-	out.acks = append(out.acks, m)
-	s.apply(kind, user, qty, 0)
-	a.ref.publish()
-	if len(out.acks) >= outBatchRecordsMax {
-		a.ref.flush()
+	a.ref.in.ops = append(a.ref.in.ops, m)
+	if len(a.ref.in.ops) >= outBatchRecordsMax {
+		a.ref.decide()
 	}
 }
 

@@ -846,3 +846,80 @@ func TestOpenRefusesCorruptSnapshot(t *testing.T) {
 		t.Fatalf("open with a corrupt snapshot: %v", err)
 	}
 }
+
+// TestSameIDConcurrently: many callers send the same request id at once, to
+// one SKU and in one mailbox run (the actor claims ids in batches): exactly
+// one sale is made, every caller gets its seq, and all but one are replays.
+// A different body under the same id, at the same time, is a conflict.
+func TestSameIDConcurrently(t *testing.T) {
+	e := openTest(t, t.TempDir(), nil, nil)
+	defer e.Close()
+	ctx := context.Background()
+	mustSet(t, e, "hot", 1000, 0)
+	var wantSold int64
+	for round := 0; round < 20; round++ {
+		id := fmt.Sprintf("dup-%d", round)
+		const callers = 32
+		type out struct {
+			res Result
+			err error
+		}
+		outs := make(chan out, callers+1)
+		var wg sync.WaitGroup
+		for i := 0; i < callers; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				res, err := e.Deduct(ctx, DeductRequest{RequestID: id, Items: []Item{{SKU: "hot", Qty: 1}}})
+				outs <- out{res, err}
+			}()
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := e.Deduct(ctx, DeductRequest{RequestID: id, Items: []Item{{SKU: "hot", Qty: 2}}})
+			if err != nil && !errors.Is(err, ErrRequestIDConflict) {
+				t.Errorf("other body: %v", err)
+			}
+			if err == nil {
+				outs <- out{Result{Seq: 0}, errors.New("other body first")} // counted below
+			}
+		}()
+		wg.Wait()
+		close(outs)
+		fresh, replays := 0, 0
+		var seq uint64
+		for o := range outs {
+			if o.err != nil {
+				if o.err.Error() == "other body first" {
+					fresh++ // the qty-2 request won the id; the rest conflict
+					wantSold += 2
+					continue
+				}
+				if errors.Is(o.err, ErrRequestIDConflict) {
+					continue
+				}
+				t.Fatalf("round %d: %v", round, o.err)
+			}
+			if seq == 0 {
+				seq = o.res.Seq
+			}
+			if o.res.Seq != seq {
+				t.Fatalf("round %d: seqs %d and %d for one id", round, seq, o.res.Seq)
+			}
+			if o.res.Replayed {
+				replays++
+			} else {
+				fresh++
+				wantSold++
+			}
+		}
+		if fresh != 1 {
+			t.Fatalf("round %d: %d fresh outcomes (%d replays), want exactly 1", round, fresh, replays)
+		}
+	}
+	st := mustGet(t, e, "hot")
+	if st.Sold != wantSold || st.Total != st.Available+st.Sold {
+		t.Fatalf("after 20 ids: %+v, want sold %d", st, wantSold)
+	}
+}

@@ -60,6 +60,15 @@ func (x *idIndex) find(h uint64, fn func(slot uint32) bool) (uint32, bool) {
 	}
 }
 
+// probe returns the cell where a lookup of h starts (to bring it into the
+// cache ahead of the lookup).
+func (x *idIndex) probe(h uint64) uint64 {
+	if x.cells == nil {
+		return 0
+	}
+	return x.cells[int(fingerprint(h)>>x.shift)]
+}
+
 // add indexes slot under h.
 func (x *idIndex) add(h uint64, slot uint32) {
 	if x.cells == nil {

@@ -29,9 +29,9 @@ const (
 //     no goroutine start.
 //   - When nothing is queued, that sender hands its message to the actor
 //     directly instead of queueing it and taking it out again.
-//   - At the end of every run, while it still holds the mailbox, it calls
-//     end (the SKU actor appends the records it decided during the run to
-//     the log in one call).
+//   - When the queue runs dry, while it still holds the mailbox, it calls end
+//     (the SKU actor decides the takes it queued and appends their records
+//     to the log in one call).
 type skuMailbox struct {
 	status    atomic.Int32
 	userN     atomic.Int32
@@ -112,7 +112,6 @@ func (m *skuMailbox) runAndRelease(first any) {
 	for {
 		m.run(first)
 		first = nil
-		m.end()
 		m.status.Store(mailboxIdle)
 		more := m.sysN.Load() > 0 || (!m.suspended.Load() && m.userN.Load() > 0)
 		if !more || !m.status.CompareAndSwap(mailboxIdle, mailboxRunning) {
@@ -154,7 +153,12 @@ func (m *skuMailbox) run(first any) {
 			continue
 		}
 		if m.suspended.Load() || m.userN.Load() == 0 {
-			return
+			msg = nil
+			m.end() // inside the run: a panic in it is escalated like one in Receive
+			if m.sysN.Load() == 0 && (m.suspended.Load() || m.userN.Load() == 0) {
+				return
+			}
+			continue
 		}
 		msg = m.pop(&m.user)
 		m.userN.Add(-1)

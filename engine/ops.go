@@ -3,6 +3,7 @@ package engine
 import (
 	"container/heap"
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -74,25 +75,33 @@ func (e *Engine) take(ctx context.Context, kind wal.Kind, id, user string, items
 	if kind == wal.KindReserve {
 		expires = now + ttl.Milliseconds()
 	}
+	t := takeReq{kind: kind, id: id, user: user, hash: hash, doneMs: now, expires: expires}
+	if len(refs) == 1 {
+		return e.takeOne(ctx, refs[0], t, items[0].Qty)
+	}
 	in := reqInit{id: id, user: user, kind: kind, bodyHash: hash, doneMs: now, expires: expires, items: items}
 	h, found, prior, err := e.requests.claim(ctx, &in)
 	if err != nil {
 		return Result{}, err
 	}
 	if found == claimDone {
-		if prior.kind != kind || prior.bodyHash != hash {
-			return Result{}, fmt.Errorf("%w: request_id %s was used with another body", ErrRequestIDConflict, id)
-		}
-		return Result{Seq: prior.seq, Replayed: true, ExpiresAtMs: prior.expires}, nil
+		return t.replay(prior)
 	}
-	t := takeReq{h: h, kind: kind, id: id, user: user, hash: hash, doneMs: now, expires: expires}
-	if len(refs) == 1 {
-		return e.takeOne(ctx, refs[0], t, items[0].Qty)
-	}
+	t.h = h
 	return e.takeMany(ctx, refs, t, items)
 }
 
-// takeReq is a deduct or reservation whose id the table holds pending.
+// replay answers a retry of a deduct or reservation that succeeded before
+// (prior), or refuses a reuse of its id with another body.
+func (t *takeReq) replay(prior reqInfo) (Result, error) {
+	if prior.kind != t.kind || prior.bodyHash != t.hash {
+		return Result{}, fmt.Errorf("%w: request_id %s was used with another body", ErrRequestIDConflict, t.id)
+	}
+	return Result{Seq: prior.seq, Replayed: true, ExpiresAtMs: prior.expires}, nil
+}
+
+// takeReq is a deduct or reservation, checked, on its way to the table
+// (which holds h pending once it claimed the id).
 type takeReq struct {
 	h        handle
 	kind     wal.Kind
@@ -114,61 +123,95 @@ func (e *Engine) finishTake(t *takeReq, seq uint64, err error) {
 	}
 }
 
+// errClaimBusy tells a caller that its request id is in flight in another
+// request: it waits for that one to end and tries again.
+var errClaimBusy = errors.New("engine: request id in flight")
+
 // takeOp is the hot path's single allocation (pooled): the message to the
-// SKU actor, the log's Ack for its record, and the caller's reply.
+// SKU actor, the log's Ack for its record, and the caller's reply. The actor
+// claims the id in the table (claimed: the table holds req.h pending), decides,
+// and hands the record to the log; the op is answered once: by the actor when
+// the request is refused or replayed, by the log when its record is durable.
 type takeOp struct {
-	e    *Engine
-	ref  *skuRef
-	req  takeReq
-	qty  int64
-	done chan struct{}
-	seq  uint64
-	err  error
+	e       *Engine
+	ref     *skuRef
+	req     takeReq
+	qty     int64
+	item    [1]Item // the claim's items (the SKU's own id: nothing of the caller's)
+	claimed bool
+	done    chan struct{}
+	res     Result
+	err     error
 }
 
 var takeOps = sync.Pool{New: func() any { return &takeOp{done: make(chan struct{}, 1)} }}
 
-// Durable implements wal.Ack; the actor also calls it to refuse. It runs the
-// bookkeeping whether or not the caller still waits.
+// Durable implements wal.Ack. It runs the bookkeeping whether or not the
+// caller still waits.
 func (op *takeOp) Durable(seq uint64, err error) {
 	err = fromLog(err)
-	op.seq, op.err = seq, err
 	op.e.finishTake(&op.req, seq, err)
+	op.answer(Result{Seq: seq, ExpiresAtMs: op.req.expires}, err)
+}
+
+// refuse answers the op without a record; a claimed id is released.
+func (op *takeOp) refuse(err error) {
+	if op.claimed {
+		op.e.requests.finish(op.req.h, false, 0, 0)
+	}
+	op.answer(Result{}, err)
+}
+
+func (op *takeOp) answer(res Result, err error) {
+	if err != nil {
+		res = Result{}
+	}
+	op.res, op.err = res, err
 	op.ref.inflight.Add(-1)
 	op.done <- struct{}{}
 }
 
+// takeOne runs a single-SKU deduct or reservation: the SKU's actor claims the
+// id, decides and logs (see skuRef.decide).
 func (e *Engine) takeOne(ctx context.Context, ref *skuRef, t takeReq, qty int64) (Result, error) {
-	// Sold out: answered here, without a hop to the actor. (A retry of a
-	// request that succeeded was answered above, by the claim.)
-	if ref.available.Load() == 0 {
-		e.requests.finish(t.h, false, 0, 0)
-		return Result{}, &ItemError{Err: ErrSoldOut, SKU: ref.id}
-	}
-	if ref.inflight.Add(1) > e.opts.SKUInFlightMax {
-		ref.inflight.Add(-1)
-		e.requests.finish(t.h, false, 0, 0)
-		return Result{}, ErrOverloaded
-	}
-	op := takeOps.Get().(*takeOp)
-	op.e, op.ref, op.req, op.qty = e, ref, t, qty
-	e.root.Send(ref.pid, op)
-	if ctxDone := ctx.Done(); ctxDone == nil {
-		<-op.done
-	} else {
-		select {
-		case <-op.done:
-		case <-ctxDone:
-			return Result{}, ctx.Err() // op is not reused: the actor or the log still holds it
+	for {
+		// Sold out: answered here, without a hop to the actor, unless the
+		// id succeeded before (then it replays).
+		if ref.available.Load() == 0 {
+			prior, found, busy := e.requests.peek(t.id)
+			switch {
+			case found:
+				return t.replay(prior)
+			case !busy:
+				return Result{}, &ItemError{Err: ErrSoldOut, SKU: ref.id}
+			}
+		}
+		if ref.inflight.Add(1) > e.opts.SKUInFlightMax {
+			ref.inflight.Add(-1)
+			return Result{}, ErrOverloaded
+		}
+		op := takeOps.Get().(*takeOp)
+		op.e, op.ref, op.req, op.qty = e, ref, t, qty
+		e.root.Send(ref.pid, op)
+		if ctxDone := ctx.Done(); ctxDone == nil {
+			<-op.done
+		} else {
+			select {
+			case <-op.done:
+			case <-ctxDone:
+				return Result{}, ctx.Err() // op is not reused: the actor or the log still holds it
+			}
+		}
+		res, err := op.res, op.err
+		*op = takeOp{done: op.done}
+		takeOps.Put(op)
+		if err != errClaimBusy {
+			return res, err
+		}
+		if err := e.requests.waitIdle(ctx, t.id); err != nil {
+			return Result{}, err
 		}
 	}
-	seq, err := op.seq, op.err
-	*op = takeOp{done: op.done}
-	takeOps.Put(op)
-	if err != nil {
-		return Result{}, err
-	}
-	return Result{Seq: seq, ExpiresAtMs: t.expires}, nil
 }
 
 func (e *Engine) takeMany(ctx context.Context, refs []*skuRef, t takeReq, items []Item) (Result, error) {
@@ -494,7 +537,7 @@ func (e *Engine) spawn(s *sku) *skuRef {
 	r := &skuRef{id: s.id, s: s, e: e}
 	r.publish()
 	r.pid = e.root.Spawn(actor.PropsFromProducer(func() actor.Actor { return &skuActor{e: e, ref: r} },
-		actor.WithMailbox(newSKUMailbox(r.flush))))
+		actor.WithMailbox(newSKUMailbox(r.decide))))
 	return r
 }
 

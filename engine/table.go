@@ -179,7 +179,125 @@ type claimResult uint8
 const (
 	claimed   claimResult = iota // a new pending entry, owned by the caller
 	claimDone                    // a finished entry with the same id (see reqInfo)
+	claimBusy                    // a pending entry with the same id (claimBatch only)
 )
+
+// claimOut is claimBatch's outcome for one id.
+type claimOut struct {
+	h    handle
+	res  claimResult
+	info reqInfo
+}
+
+// claimBatch is claim for many ids at once, without waiting: an id that is
+// pending is reported claimBusy (the caller waits with waitIdle and tries
+// again). Each shard is locked once for all of its ids, which keeps the hot
+// path's table work on one core's cache. outs[i] is the outcome of ins[i];
+// an id twice in ins is claimed by the first and busy for the second.
+func (t *table) claimBatch(ins []reqInit, outs []claimOut) {
+	const batchMax = outBatchRecordsMax
+	n := len(ins)
+	if n > batchMax {
+		panic(fmt.Sprintf("engine: claimBatch of %d ids", n))
+	}
+	if n == 1 { // the common case with many SKUs: no grouping
+		h := idHash(ins[0].id)
+		sh, si := t.shardOf(h)
+		sh.mu.Lock()
+		outs[0] = sh.claimLocked(h, si, &ins[0])
+		sh.mu.Unlock()
+		return
+	}
+	// Group the ids by shard (a counting sort), so each shard is locked once.
+	var hashes [batchMax]uint64
+	var order [batchMax]uint8
+	var start [tableShards + 1]uint16
+	for i := range ins {
+		hashes[i] = idHash(ins[i].id)
+		start[hashes[i]&(tableShards-1)+1]++
+	}
+	for si := 1; si <= tableShards; si++ {
+		start[si] += start[si-1]
+	}
+	next := start
+	for i := range n {
+		si := hashes[i] & (tableShards - 1)
+		order[next[si]] = uint8(i)
+		next[si]++
+	}
+	for si := range uint32(tableShards) {
+		group := order[start[si]:start[si+1]]
+		if len(group) == 0 {
+			continue
+		}
+		sh := &t.shards[si]
+		sh.mu.Lock()
+		// First touch every index cell the group will probe, with loads
+		// that do not depend on each other, so that their cache misses
+		// overlap instead of coming one after the other.
+		var sink uint64
+		for _, j := range group {
+			sink ^= sh.index.probe(hashes[j])
+		}
+		prefetchSink = sink
+		for _, j := range group {
+			outs[j] = sh.claimLocked(hashes[j], si, &ins[j])
+		}
+		sh.mu.Unlock()
+	}
+}
+
+// prefetchSink keeps the compiler from dropping claimBatch's touching loads.
+var prefetchSink uint64
+
+// claimLocked is one id of claimBatch, with the shard's lock held.
+func (sh *tableShard) claimLocked(h uint64, si uint32, in *reqInit) claimOut {
+	if s, ok := sh.find(h, in.id); ok {
+		e := sh.slab.at(s)
+		if e.status == statusPending {
+			return claimOut{res: claimBusy}
+		}
+		return claimOut{res: claimDone, info: reqInfo{kind: e.kind, status: e.status, bodyHash: e.bodyHash,
+			seq: e.seq, expires: e.expires}}
+	}
+	s, gen := sh.add(h, in, statusPending)
+	return claimOut{h: handle{shard: si, slot: s, gen: gen}, res: claimed}
+}
+
+// peek reports the finished entry of id (found), or that id is pending
+// (busy), without waiting.
+func (t *table) peek(id string) (info reqInfo, found, busy bool) {
+	h := idHash(id)
+	sh, _ := t.shardOf(h)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	s, ok := sh.find(h, id)
+	if !ok {
+		return reqInfo{}, false, false
+	}
+	e := sh.slab.at(s)
+	if e.status == statusPending {
+		return reqInfo{}, false, true
+	}
+	return reqInfo{kind: e.kind, status: e.status, bodyHash: e.bodyHash, seq: e.seq, expires: e.expires}, true, false
+}
+
+// waitIdle waits until id is not pending (finished, or gone), or ctx ends.
+func (t *table) waitIdle(ctx context.Context, id string) error {
+	h := idHash(id)
+	sh, _ := t.shardOf(h)
+	for {
+		sh.mu.Lock()
+		s, ok := sh.find(h, id)
+		if !ok || sh.slab.at(s).status != statusPending {
+			sh.mu.Unlock()
+			return nil
+		}
+		if err := sh.waitLocked(ctx, s); err != nil {
+			return err
+		}
+	}
+}
 
 // claim looks in.id up. A finished entry is reported as is (the caller judges
 // replay or conflict). A pending one is waited for (bounded by ctx). Absent,
@@ -202,8 +320,7 @@ func (t *table) claim(ctx context.Context, in *reqInit) (handle, claimResult, re
 			}
 			continue
 		}
-		s = sh.add(h, in, statusPending)
-		gen := sh.slab.at(s).gen
+		s, gen := sh.add(h, in, statusPending)
 		sh.mu.Unlock()
 		return handle{shard: si, slot: s, gen: gen}, claimed, reqInfo{}, nil
 	}
@@ -311,8 +428,8 @@ func (t *table) insert(in *reqInit) {
 	if s, ok := sh.find(h, in.id); ok {
 		sh.remove(s)
 	}
-	s := sh.add(h, in, in.status)
-	sh.order = append(sh.order, token(s, sh.slab.at(s).gen))
+	s, gen := sh.add(h, in, in.status)
+	sh.order = append(sh.order, token(s, gen))
 	sh.mu.Unlock()
 }
 
@@ -512,18 +629,19 @@ func (sh *tableShard) held(h handle) *entry {
 }
 
 // add makes a new entry from in, with status.
-func (sh *tableShard) add(h uint64, in *reqInit, status uint8) uint32 {
-	var s uint32
+func (sh *tableShard) add(h uint64, in *reqInit, status uint8) (uint32, uint32) {
+	var s, gen uint32
 	if n := len(sh.free); n > 0 {
 		s = sh.free[n-1]
 		sh.free = sh.free[:n-1]
+		gen = sh.slab.at(s).gen
 	} else {
-		s = sh.slab.grow()
+		s = sh.slab.grow() // a new slot: generation 0, and no need to read it
 	}
 	e := sh.slab.at(s)
 	nItems := len(in.items) + len(in.walItems)
 	*e = entry{idHash: h, bodyHash: in.bodyHash, seq: in.seq, settleSeq: in.settleSeq, doneMs: in.doneMs,
-		expires: in.expires, gen: e.gen, kind: in.kind, status: status, flags: flagLive, items: uint8(nItems)}
+		expires: in.expires, gen: gen, kind: in.kind, status: status, flags: flagLive, items: uint8(nItems)}
 	size := 2 + len(in.id) + len(in.user)
 	for _, it := range in.items {
 		size += 17 + len(it.SKU)
@@ -550,7 +668,7 @@ func (sh *tableShard) add(h uint64, in *reqInit, status uint8) uint32 {
 	}
 	sh.index.add(h, s)
 	sh.count++
-	return s
+	return s, gen
 }
 
 // remove frees slot s, unlinking it from the index and waking its waiters.

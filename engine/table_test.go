@@ -259,3 +259,48 @@ func TestTableHandleIsChecked(t *testing.T) {
 	}()
 	tb.finish(h, true, 1, statusDeducted)
 }
+
+// TestTableClaimBatch: a batch claims new ids, reports finished ones and
+// pending ones (busy, not waited for), and an id twice in one batch is
+// claimed once; ids that collide in the index are told apart.
+func TestTableClaimBatch(t *testing.T) {
+	weakHash(t)
+	tb := newTable(1 << 20)
+	ctx := context.Background()
+	item := []Item{{SKU: "s", Qty: 1}}
+	done := reqInit{id: "done", kind: wal.KindDeduct, bodyHash: 9, items: item}
+	h, _, _, _ := tb.claim(ctx, &done)
+	tb.finish(h, true, 77, statusDeducted)
+	pending := reqInit{id: "pending", kind: wal.KindDeduct, items: item}
+	ph, _, _, _ := tb.claim(ctx, &pending)
+	defer tb.finish(ph, false, 0, 0)
+	var ins []reqInit
+	for _, id := range []string{"a", "done", "b", "pending", "a", "c"} {
+		ins = append(ins, reqInit{id: id, kind: wal.KindDeduct, items: item})
+	}
+	for i := 0; i < 200; i++ { // long runs of colliding ids in a few shards
+		ins = append(ins, reqInit{id: fmt.Sprintf("n%d", i), kind: wal.KindDeduct, items: item})
+	}
+	outs := make([]claimOut, len(ins))
+	tb.claimBatch(ins, outs)
+	want := []claimResult{claimed, claimDone, claimed, claimBusy, claimBusy, claimed}
+	for i, w := range want {
+		if outs[i].res != w {
+			t.Fatalf("%s: %v, want %v", ins[i].id, outs[i].res, w)
+		}
+	}
+	if outs[1].info.seq != 77 || outs[1].info.bodyHash != 9 {
+		t.Fatalf("done: %+v", outs[1].info)
+	}
+	for i := range ins {
+		if outs[i].res == claimed {
+			tb.finish(outs[i].h, true, uint64(1000+i), statusDeducted)
+			if r, ok := tb.get(ins[i].id); !ok || r.seq != uint64(1000+i) {
+				t.Fatalf("%s after finish: %+v %v", ins[i].id, r, ok)
+			}
+		}
+	}
+	if n := tb.len(); n != 2+4+200-1 { // done, pending, a, b, c, n0..n199 (a once)
+		t.Fatalf("table holds %d", n)
+	}
+}

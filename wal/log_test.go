@@ -845,3 +845,61 @@ func TestTruncateFailureIsSticky(t *testing.T) {
 			lerr, aerr, seqs)
 	}
 }
+
+// TestAppendBatch: a batch gets consecutive seqs in its order, each ack its
+// own seq, a batch may span commit groups, and a batch that breaks a rule is
+// refused whole, appending nothing.
+func TestAppendBatch(t *testing.T) {
+	l := openLog(t, vfs.NewMem(), Options{BatchRecordsMax: 8})
+	defer l.Close()
+	recs := make([][]byte, 8)
+	acks := make([]Ack, 8)
+	chans := make([]chanAck, 8)
+	for i := range recs {
+		recs[i] = testRecord(fmt.Sprintf("b-%d", i))
+		chans[i] = newChanAck()
+		acks[i] = chans[i]
+	}
+	first := appendWait(t, l, testRecord("before"))
+	// Three records first, so the batch of 8 straddles two groups of 8.
+	for i := 0; i < 3; i++ {
+		appendWait(t, l, testRecord(fmt.Sprintf("pad-%d", i)))
+	}
+	got, err := l.AppendBatch(recs, acks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != first+4 {
+		t.Fatalf("batch starts at %d, want %d", got, first+4)
+	}
+	for i, c := range chans {
+		if res := <-c; res.err != nil || res.seq != got+uint64(i) {
+			t.Fatalf("ack %d = %+v, want seq %d", i, res, got+uint64(i))
+		}
+	}
+	seqs, read := readAll(t, l, got, got+7)
+	for i := range read {
+		if seqs[i] != got+uint64(i) || requestID(t, read[i]) != fmt.Sprintf("b-%d", i) {
+			t.Fatalf("record %d: seq %d id %s", i, seqs[i], requestID(t, read[i]))
+		}
+	}
+	// Refused whole: too many records, a mismatch of acks, a bad record.
+	next := l.Stats().Next
+	bad := append(append([][]byte(nil), recs[:3]...), nil)
+	for _, tc := range []struct {
+		recs [][]byte
+		acks []Ack
+	}{
+		{append(append([][]byte(nil), recs...), recs[0]), append(append([]Ack(nil), acks...), acks[0])},
+		{recs[:2], acks[:3]},
+		{bad, acks[:4]},
+		{nil, nil},
+	} {
+		if _, err := l.AppendBatch(tc.recs, tc.acks); err == nil {
+			t.Fatalf("AppendBatch of %d records, %d acks: no error", len(tc.recs), len(tc.acks))
+		}
+	}
+	if l.Stats().Next != next {
+		t.Fatalf("a refused batch appended: next %d, was %d", l.Stats().Next, next)
+	}
+}

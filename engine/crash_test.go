@@ -1115,10 +1115,12 @@ func (c *crashRun) checkState(st *State) {
 				delete(tl.users, u)
 			}
 		}
-		if !mapsEqual(s.users, tl.users) {
-			c.fatalf("sku %s: per-user holdings %v, but the tables add up to %v", id, s.users, tl.users)
+		users := map[string]int64{}
+		s.users.each(func(u string, q int64) { users[u] = q })
+		if !mapsEqual(users, tl.users) {
+			c.fatalf("sku %s: per-user holdings %v, but the tables add up to %v", id, users, tl.users)
 		}
-		for u, n := range s.users {
+		for u, n := range users {
 			if s.limit > 0 && n > s.limit {
 				c.fatalf("sku %s: user %s holds %d, limit %d", id, u, n, s.limit)
 			}

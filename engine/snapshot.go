@@ -280,11 +280,11 @@ func writeState(w *snapWriter, st *State) {
 		for _, v := range []int64{s.total, s.available, s.reserved, s.sold, s.limit} {
 			w.varint(v)
 		}
-		w.uvarint(uint64(len(s.users)))
-		for u, q := range s.users {
+		w.uvarint(uint64(s.users.len()))
+		s.users.each(func(u string, q int64) {
 			w.str(u)
 			w.varint(q)
-		}
+		})
 	}
 	for _, t := range []*table{st.requests, st.restocks, st.returns} {
 		entries := t.entries() // oldest first, so a reload keeps forgetting in order
@@ -354,8 +354,13 @@ func readSnapshot(fs vfs.FS, path string, idsMax int) (*State, error) {
 	for n := r.count(); n > 0 && r.err == nil; n-- {
 		s := newSKU(r.str())
 		s.total, s.available, s.reserved, s.sold, s.limit = r.varint(), r.varint(), r.varint(), r.varint(), r.varint()
-		for u := r.count(); u > 0 && r.err == nil; u-- {
-			s.users[r.str()] = r.varint()
+		for k := r.count(); k > 0 && r.err == nil; k-- {
+			u, q := r.view(), r.varint()
+			if !wal.ValidID(u) || q <= 0 || s.users.get(u) != 0 {
+				r.err = fmt.Errorf("sku %s: bad holding %q: %d", s.id, u, q)
+				break
+			}
+			s.users.add(u, q)
 		}
 		if s.available < 0 || s.reserved < 0 || s.sold < 0 || s.total != s.available+s.reserved+s.sold {
 			return nil, fmt.Errorf("%w: %s: sku %s breaks the invariants", errSnapshotCorrupt, path, s.id)

@@ -15,8 +15,8 @@ import (
 type sku struct {
 	id                               string
 	total, available, reserved, sold int64
-	limit                            int64            // per-user limit, 0 = none
-	users                            map[string]int64 // what each user holds (deducted or reserved, net of returns)
+	limit                            int64    // per-user limit, 0 = none
+	users                            holdings // what each user holds (deducted or reserved, net of returns)
 	// holds are units promised to multi-SKU requests between their prepare
 	// and their record (live only; never logged, never snapshotted).
 	holds []hold
@@ -27,7 +27,7 @@ type hold struct {
 	qty             int64
 }
 
-func newSKU(id string) *sku { return &sku{id: id, users: map[string]int64{}} }
+func newSKU(id string) *sku { return &sku{id: id} }
 
 // SKUState is a SKU as callers see it.
 type SKUState struct {
@@ -70,7 +70,7 @@ func (s *sku) checkTake(user string, qty int64) error {
 		return &ItemError{Err: ErrSoldOut, SKU: s.id, Available: max(free, 0)}
 	case free < qty:
 		return &ItemError{Err: ErrInsufficientStock, SKU: s.id, Available: free}
-	case s.limit > 0 && s.users[user]+s.heldBy(user)+qty > s.limit:
+	case s.limit > 0 && s.users.get(user)+s.heldBy(user)+qty > s.limit:
 		return &ItemError{Err: ErrUserLimitExceeded, SKU: s.id, Limit: s.limit}
 	}
 	return nil
@@ -131,12 +131,12 @@ func (s *sku) apply(kind wal.Kind, user string, qty, limit int64) {
 // of what is reserved or sold, and no holding is negative.
 func (s *sku) checkUsers() {
 	var held int64
-	for u, q := range s.users {
+	s.users.each(func(u string, q int64) {
 		if q <= 0 {
 			panic(fmt.Sprintf("engine: sku %s: user %s holds %d", s.id, u, q))
 		}
 		held += q
-	}
+	})
 	if held > s.reserved+s.sold {
 		panic(fmt.Sprintf("engine: sku %s: users hold %d, reserved+sold %d", s.id, held, s.reserved+s.sold))
 	}
@@ -146,12 +146,7 @@ func (s *sku) addUser(user string, qty int64) {
 	if user == "" {
 		return
 	}
-	n := s.users[user] + qty
-	if n <= 0 {
-		delete(s.users, user)
-		return
-	}
-	s.users[user] = n
+	s.users.add(user, qty)
 }
 
 func (s *sku) addHold(requestID, user string, qty int64) {

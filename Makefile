@@ -11,6 +11,7 @@ TEST_FLAGS ?= -race -tags invariants -count=1 -timeout 20m
 test: services vet
 	$(GO) test $(TEST_FLAGS) ./...
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime 10s ./wal
+	$(GO) test -run '^$$' -fuzz '^FuzzChunk$$' -fuzztime 10s ./wal
 	@if grep -qs 'func FuzzParse' server/*_test.go; then \
 		$(GO) test -run '^$$' -fuzz '^FuzzParse' -fuzztime 10s ./server; fi
 
@@ -37,6 +38,7 @@ bench-compare: services
 # Longer fuzzing, beyond what `make test` runs.
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime 5m ./wal
+	$(GO) test -run '^$$' -fuzz '^FuzzChunk$$' -fuzztime 5m ./wal
 
 # Longer crash and randomized runs.
 soak: services

@@ -2,18 +2,25 @@
 // never acknowledges a change before it is durable, and embeds in any Go
 // program (the flashsale server is one such program; a gateway can be
 // another). Start with Open and the Example; then read state.go (the pure
-// core), actor.go (the SKU actors), ops.go (the operations) and snapshot.go
-// (recovery).
+// core), actor.go (the SKU actors) and mailbox.go (their mailbox), ops.go
+// (the operations), table.go (the request ids) and snapshot.go (recovery).
 //
 // # Shape
 //
 // Every SKU is owned by one protoactor-go actor that holds its counters in
 // memory (no locks on the hot path). A single-SKU deduct or reservation goes
-// to that actor, which decides (checkTake: stock, then the per-user limit),
-// appends the record to the log (package wal) and applies it in memory; it
-// never waits for the fsync. The log's committer folds the records queued
-// during one fsync into the next Pebble commit (group commit) and only then
-// answers each caller: no caller hears "ok" before its record is durable.
+// to that actor as a message. The actor queues the takes it receives and,
+// when its mailbox runs dry (or every 256 takes, or before any other
+// message), decides them in order: it claims their request ids in the table
+// in one pass (idempotency), checks each (checkTake: stock, then the per-user
+// limit), applies the accepted ones in memory and hands their records to the
+// log (package wal) in one call. It never waits for an fsync. The log's
+// committer folds the records queued during one fsync into the next Pebble
+// commit (group commit) and only then answers each caller: no caller hears
+// "ok" before its record is durable. The SKU actors run on a mailbox of
+// their own (skuMailbox, a protoactor Mailbox): the sender that finds an
+// actor idle runs it on its own goroutine, so a message costs no goroutine
+// start, and a hot SKU's queue is decided in batches.
 //
 // Changes that span SKUs, or are decided outside the actors, take the
 // coordinator path (logAndApply): a multi-SKU deduct or reservation first
@@ -57,6 +64,10 @@
 // shorter than 24 h: size RequestIDsMax for the peak (see docs/benchmarks.md
 // for the bytes per id). Open reservations are never forgotten. A return
 // needs its sale to be remembered: after the window it is ErrUnknownRequest.
+// The table holds no Go pointer per id (fixed-size entries in slab pages,
+// the ids' bytes in an arena, an open-addressing index keyed by a hash of
+// the id), so millions of remembered ids cost the garbage collector nothing;
+// the per-user holdings of each SKU are kept the same way.
 //
 // # Recovery and snapshots
 //

@@ -91,12 +91,23 @@ func foldLog(l *wal.Log, st *State, upTo uint64) error {
 		return fmt.Errorf("engine: the log starts at %d but the state needs it from %d", l.First(), from)
 	}
 	var rec wal.Record
-	return l.Read(from, upTo, func(seq uint64, b []byte) error {
+	next := from
+	err := l.Read(from, upTo, func(seq uint64, b []byte) error {
+		// Read starts at the log's first record: one truncated meanwhile
+		// would leave a hole, which must not pass for a state.
+		if seq != next {
+			return fmt.Errorf("engine: fold needs record %d, the log hands out %d (truncated meanwhile?)", next, seq)
+		}
+		next++
 		if err := rec.Decode(b); err != nil {
 			return fmt.Errorf("engine: record %d: %w", seq, err)
 		}
 		return st.Fold(seq, &rec)
 	})
+	if err == nil && next <= min(upTo, l.Durable()) && next == from {
+		return fmt.Errorf("engine: fold needs record %d, the log has none (truncated meanwhile?)", from)
+	}
+	return err
 }
 
 // recover builds the state to serve from: the newest snapshot plus the log.
@@ -131,6 +142,10 @@ func (e *Engine) install(st *State) {
 // newest snapshot at or below seq and the log after it. seq must not be
 // beyond Durable, nor below the oldest snapshot the engine keeps.
 func (e *Engine) StateAt(seq uint64) (*State, error) {
+	// No snapshot or truncation while the state is read: either could take
+	// away the files or records it folds.
+	e.snapMu.Lock()
+	defer e.snapMu.Unlock()
 	if seq > e.log.Durable() {
 		return nil, fmt.Errorf("engine: state at %d: beyond durable %d", seq, e.log.Durable())
 	}

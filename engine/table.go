@@ -121,6 +121,8 @@ type tableShardFields struct {
 	// waits holds a channel per slot that somebody waits on (rare: a retry
 	// racing its original, a confirm racing a cancel).
 	waits map[uint32]chan struct{}
+	// sink keeps the compiler from dropping claimBatch's touching loads.
+	sink uint64
 }
 
 func newTable(idsMax int) *table {
@@ -239,16 +241,13 @@ func (t *table) claimBatch(ins []reqInit, outs []claimOut) {
 		for _, j := range group {
 			sink ^= sh.index.probe(hashes[j])
 		}
-		prefetchSink = sink
+		sh.sink = sink
 		for _, j := range group {
 			outs[j] = sh.claimLocked(hashes[j], si, &ins[j])
 		}
 		sh.mu.Unlock()
 	}
 }
-
-// prefetchSink keeps the compiler from dropping claimBatch's touching loads.
-var prefetchSink uint64
 
 // claimLocked is one id of claimBatch, with the shard's lock held.
 func (sh *tableShard) claimLocked(h uint64, si uint32, in *reqInit) claimOut {

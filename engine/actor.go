@@ -14,6 +14,7 @@ import (
 type skuRef struct {
 	id        string
 	pid       *actor.PID
+	mailbox   *skuMailbox  // the actor's mailbox (set when the actor is spawned)
 	available atomic.Int64 // published by the actor after each change
 	limit     atomic.Int64
 	inflight  atomic.Int64
@@ -46,7 +47,9 @@ func (r *skuRef) decide() {
 	b := &r.in
 	if len(b.ops) > 0 {
 		b.ins, b.outs = b.ins[:0], b.outs[:0]
+		now := r.e.nowMs() // one clock read decides the whole batch
 		for _, op := range b.ops {
+			op.req.stamp(now)
 			op.item[0] = Item{SKU: r.id, Qty: op.qty}
 			b.ins = append(b.ins, reqInit{id: op.req.id, user: op.req.user, kind: op.req.kind, bodyHash: op.req.hash,
 				doneMs: op.req.doneMs, expires: op.req.expires, items: op.item[:]})

@@ -48,8 +48,14 @@ type skuMailbox struct {
 
 var _ actor.Mailbox = (*skuMailbox)(nil)
 
-func newSKUMailbox(end func()) actor.MailboxProducer {
-	return func() actor.Mailbox { return &skuMailbox{end: end} }
+// newSKUMailbox returns the producer of r's mailbox; the mailbox is also
+// kept in r, so that takes are posted to it without resolving the PID.
+func newSKUMailbox(r *skuRef) actor.MailboxProducer {
+	return func() actor.Mailbox {
+		m := &skuMailbox{end: r.decide}
+		r.mailbox = m
+		return m
+	}
 }
 
 // PostUserMessage implements actor.Mailbox.

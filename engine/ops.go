@@ -70,16 +70,17 @@ func (e *Engine) take(ctx context.Context, kind wal.Kind, id, user string, items
 		return Result{}, err
 	}
 	defer e.leave()
-	now := e.nowMs()
-	var expires int64
+	t := takeReq{kind: kind, id: id, user: user, hash: hash}
 	if kind == wal.KindReserve {
-		expires = now + ttl.Milliseconds()
+		t.ttlMs = ttl.Milliseconds()
 	}
-	t := takeReq{kind: kind, id: id, user: user, hash: hash, doneMs: now, expires: expires}
 	if len(refs) == 1 {
-		return e.takeOne(ctx, refs[0], t, items[0].Qty)
+		return e.takeOne(ctx, refs[0], t, items[0].Qty) // the actor sets the time
 	}
-	in := reqInit{id: id, user: user, kind: kind, bodyHash: hash, doneMs: now, expires: expires, items: items}
+	now := e.nowMs()
+	t.stamp(now)
+	expires := t.expires
+	in := reqInit{id: id, user: user, kind: kind, bodyHash: hash, doneMs: t.doneMs, expires: expires, items: items}
 	h, found, prior, err := e.requests.claim(ctx, &in)
 	if err != nil {
 		return Result{}, err
@@ -107,8 +108,17 @@ type takeReq struct {
 	kind     wal.Kind
 	id, user string
 	hash     uint64
-	doneMs   int64
+	ttlMs    int64 // reservations
+	doneMs   int64 // when it is decided (stamp)
 	expires  int64
+}
+
+// stamp sets the decision time, and a reservation's deadline from it.
+func (t *takeReq) stamp(nowMs int64) {
+	t.doneMs = nowMs
+	if t.kind == wal.KindReserve {
+		t.expires = nowMs + t.ttlMs
+	}
 }
 
 // finishTake records the outcome of a deduct or reservation in the table.
@@ -192,7 +202,9 @@ func (e *Engine) takeOne(ctx context.Context, ref *skuRef, t takeReq, qty int64)
 		}
 		op := takeOps.Get().(*takeOp)
 		op.e, op.ref, op.req, op.qty = e, ref, t, qty
-		e.root.Send(ref.pid, op)
+		// Straight into the actor's mailbox: what e.root.Send(ref.pid, op)
+		// comes down to, without resolving the PID on the hot path.
+		ref.mailbox.PostUserMessage(op)
 		if ctxDone := ctx.Done(); ctxDone == nil {
 			<-op.done
 		} else {
@@ -537,7 +549,7 @@ func (e *Engine) spawn(s *sku) *skuRef {
 	r := &skuRef{id: s.id, s: s, e: e}
 	r.publish()
 	r.pid = e.root.Spawn(actor.PropsFromProducer(func() actor.Actor { return &skuActor{e: e, ref: r} },
-		actor.WithMailbox(newSKUMailbox(r.decide))))
+		actor.WithMailbox(newSKUMailbox(r))))
 	return r
 }
 

@@ -16,6 +16,13 @@ const (
 	DurationMax       = time.Hour
 	RequestsMax       = 1_000_000_000 // flows per target run
 	RequestTimeoutMax = 5 * time.Minute
+	// RequestIDsMax is how many request ids the engines the harness starts
+	// remember (engine.Options.RequestIDsMax, serve --request-ids-max): more
+	// than a run acknowledges, so that any of its requests can be replayed.
+	// Memory grows with the ids actually used (docs/benchmarks.md has the
+	// bytes per id), not with this bound. Against a server of one's own
+	// (--url), size its --request-ids-max likewise.
+	RequestIDsMax = 1 << 25
 	// verifySampleMax is how many acknowledged ids are replayed against a
 	// flashsale target after its run.
 	verifySampleMax = 256

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -92,13 +93,18 @@ func (l *Ledger) Record(s *Step, o Outcome) {
 		l.userHeld[sh][key] += s.Qty
 		l.userMu[sh].Unlock()
 	}
-	if (s.Kind == KindDeduct || s.Kind == KindReserve) && l.sampleN.Load() < verifySampleMax {
-		l.sampleMu.Lock()
-		if len(l.sample) < verifySampleMax {
-			l.sample = append(l.sample, ackedStep{*s, o.Seq})
-			l.sampleN.Store(int64(len(l.sample)))
+	if s.Kind == KindDeduct || s.Kind == KindReserve {
+		// A uniform sample of every acknowledged take (reservoir sampling),
+		// so that the replays check the whole run, not only its start.
+		if n := l.sampleN.Add(1); n <= verifySampleMax || rand.Int64N(n) < verifySampleMax {
+			l.sampleMu.Lock()
+			if len(l.sample) < verifySampleMax {
+				l.sample = append(l.sample, ackedStep{*s, o.Seq})
+			} else {
+				l.sample[rand.IntN(verifySampleMax)] = ackedStep{*s, o.Seq}
+			}
+			l.sampleMu.Unlock()
 		}
-		l.sampleMu.Unlock()
 	}
 }
 

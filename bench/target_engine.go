@@ -42,6 +42,9 @@ func (t *EngineTarget) Setup(ctx context.Context, w *Workload) error {
 	}
 	opts := t.Options
 	opts.Dir = dir
+	if opts.RequestIDsMax == 0 {
+		opts.RequestIDsMax = RequestIDsMax
+	}
 	if opts.Logger == nil {
 		opts.Logger = t.Logger
 	}

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -309,7 +310,7 @@ func startBenchServer(ctx context.Context, mode string, log *slog.Logger) (*benc
 			os.RemoveAll(dir)
 			return nil, fmt.Errorf("bench: listen: %w", err)
 		}
-		s.eng, err = engine.Open(engine.Options{Dir: dir, Logger: log})
+		s.eng, err = engine.Open(engine.Options{Dir: dir, Logger: log, RequestIDsMax: bench.RequestIDsMax})
 		if err != nil {
 			ln.Close()
 			os.RemoveAll(dir)
@@ -331,7 +332,7 @@ func startBenchServer(ctx context.Context, mode string, log *slog.Logger) (*benc
 			return nil, err
 		}
 		s.cmd = exec.Command(exe, "serve", "--listen", addr, "--admin-listen=", "--mysql-dsn=",
-			"--data", dir, "--log-level", "warn")
+			"--data", dir, "--log-level", "warn", "--request-ids-max", strconv.Itoa(bench.RequestIDsMax))
 		s.cmd.Env = append(os.Environ(), "FLASHSALE_ADMIN_TOKEN="+token)
 		s.cmd.Stdout, s.cmd.Stderr = os.Stderr, os.Stderr
 		if err := s.cmd.Start(); err != nil {

@@ -57,11 +57,15 @@ Flags:
 `
 
 // serveFlags are the parsed flags of serve.
+// requestIDsMaxMax bounds --request-ids-max (about 250 GB of ids at most in
+// each namespace: a typo, not a plan).
+const requestIDsMaxMax = 1 << 30
+
 type serveFlags struct {
 	listen, data, adminToken, adminListen, mysqlDSN string
 	logFormat, logLevel, hotSKUs                    string
 	bodyBytesMax, connsMax                          int
-	inFlightMax                                     int64
+	inFlightMax, requestIDsMax                      int64
 	requestTimeout, readTimeout, writeTimeout       time.Duration
 	idleTimeout                                     time.Duration
 	demo, rebuild                                   bool
@@ -89,6 +93,7 @@ func parseServeFlags(args []string, out io.Writer) (f serveFlags, help bool, err
 	fs.DurationVar(&f.idleTimeout, "idle-timeout", server.IdleTimeoutDefault, "keep-alive connections idle this long are closed")
 	fs.IntVar(&f.connsMax, "max-conns", server.ConnsMaxDefault, "open connections at most")
 	fs.Int64Var(&f.inFlightMax, "max-in-flight", server.InFlightMaxDefault, "requests in the handler at most; past it 503 overloaded")
+	fs.Int64Var(&f.requestIDsMax, "request-ids-max", engine.RequestIDsMaxDefault, "request ids remembered for idempotency, per namespace, at most (about 250 bytes each); past it the oldest are forgotten, so size it for the peak: a retry of a forgotten id is applied again")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json (logs go to stderr)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.BoolVar(&f.rebuild, "rebuild-from-mysql", false, "disaster recovery: the data directory was lost; restore every SKU from MySQL's stock_summary, conservatively (needs --mysql-dsn and an empty --data; see docs/sync.md)")
@@ -115,6 +120,9 @@ func parseServeFlags(args []string, out io.Writer) (f serveFlags, help bool, err
 			}
 		}
 	})
+	if envErr == nil && (f.requestIDsMax < 1 || f.requestIDsMax > requestIDsMaxMax) {
+		envErr = usageError(fmt.Errorf("serve: --request-ids-max %d, want 1..%d", f.requestIDsMax, requestIDsMaxMax))
+	}
 	return f, false, envErr
 }
 
@@ -157,10 +165,11 @@ func serveMain(args []string) error {
 
 	started := time.Now()
 	eng, err := engine.Open(engine.Options{
-		Dir:          f.data,
-		Logger:       log.With("component", "engine"),
-		KeepUnsynced: f.mysqlDSN != "",
-		WAL:          wal.Options{OnCommit: server.ObserveWALCommit},
+		Dir:           f.data,
+		Logger:        log.With("component", "engine"),
+		KeepUnsynced:  f.mysqlDSN != "",
+		RequestIDsMax: int(f.requestIDsMax),
+		WAL:           wal.Options{OnCommit: server.ObserveWALCommit},
 	})
 	if err != nil {
 		return fmt.Errorf("serve: opening the engine in %s: %w", f.data, err)

@@ -1,0 +1,33 @@
+package main
+
+import (
+	"errors"
+	"io"
+	"testing"
+
+	"github.com/flashsale/flashsale/engine"
+)
+
+// TestServeFlagsRequestIDsMax: --request-ids-max defaults to the engine's
+// default, takes its environment variable when the flag is absent, and is
+// refused outside its bounds with a usage error (exit code 2).
+func TestServeFlagsRequestIDsMax(t *testing.T) {
+	f, _, err := parseServeFlags(nil, io.Discard)
+	if err != nil || f.requestIDsMax != engine.RequestIDsMaxDefault {
+		t.Fatalf("default: %d, %v", f.requestIDsMax, err)
+	}
+	t.Setenv("FLASHSALE_REQUEST_IDS_MAX", "5000000")
+	if f, _, err = parseServeFlags(nil, io.Discard); err != nil || f.requestIDsMax != 5_000_000 {
+		t.Fatalf("from the environment: %d, %v", f.requestIDsMax, err)
+	}
+	if f, _, err = parseServeFlags([]string{"--request-ids-max", "7"}, io.Discard); err != nil || f.requestIDsMax != 7 {
+		t.Fatalf("the flag wins over the environment: %d, %v", f.requestIDsMax, err)
+	}
+	for _, bad := range []string{"0", "-1", "2000000000"} {
+		_, _, err := parseServeFlags([]string{"--request-ids-max", bad}, io.Discard)
+		var ue *exitError
+		if err == nil || !errors.As(err, &ue) || ue.code != 2 {
+			t.Fatalf("--request-ids-max %s: %v, want a usage error", bad, err)
+		}
+	}
+}

@@ -117,7 +117,9 @@
 //
 // [Log.Append] hands out the next seq, copies the record's length and bytes
 // into the open group's chunk buffer and returns at once; it does no I/O and
-// makes no Pebble call. One committer goroutine takes groups in seq order,
+// makes no Pebble call. [Log.AppendBatch] does the same for several records
+// under one lock (consecutive seqs, all or none), which is how the engine's SKU
+// actors hand over the records they decided in one mailbox run. One committer goroutine takes groups in seq order,
 // writes each group's chunk header and commits the chunk as one Pebble Set
 // with pebble.Sync (write plus fsync of Pebble's own write-ahead log). Buffers
 // are reused once a group's acks have run. A group closes when it holds

@@ -266,11 +266,8 @@ func (sh *tableShard) claimLocked(h uint64, si uint32, in *reqInit) claimOut {
 // peek reports the finished entry of id (found), or that id is pending
 // (busy), without waiting.
 func (t *table) peek(id string) (info reqInfo, found, busy bool) {
-	h := idHash(id)
-	sh, _ := t.shardOf(h)
-	sh.mu.Lock()
+	sh, _, s, ok := t.lockFind(id)
 	defer sh.mu.Unlock()
-	s, ok := sh.find(h, id)
 	if !ok {
 		return reqInfo{}, false, false
 	}
@@ -372,11 +369,8 @@ func (t *table) acquire(ctx context.Context, id string) (h handle, r request, ok
 // tryAcquire marks a finished, idle entry busy without waiting. ok is false
 // when id is unknown or (again) the entry is pending or busy now.
 func (t *table) tryAcquire(id string) (h handle, r request, ok, again bool) {
-	hash := idHash(id)
-	sh, si := t.shardOf(hash)
-	sh.mu.Lock()
+	sh, si, s, found := t.lockFind(id)
 	defer sh.mu.Unlock()
-	s, found := sh.find(hash, id)
 	if !found {
 		return handle{}, request{}, false, false
 	}
@@ -448,11 +442,8 @@ func (t *table) insertRecord(seq uint64, r *wal.Record) {
 // settleFolded marks the open reservation id settled by record seq (fold).
 // It reports false, changing nothing, if id is not an open reservation.
 func (t *table) settleFolded(id string, status uint8, seq uint64) bool {
-	h := idHash(id)
-	sh, _ := t.shardOf(h)
-	sh.mu.Lock()
+	sh, _, s, ok := t.lockFind(id)
 	defer sh.mu.Unlock()
-	s, ok := sh.find(h, id)
 	if !ok {
 		return false
 	}
@@ -468,11 +459,8 @@ func (t *table) settleFolded(id string, status uint8, seq uint64) bool {
 // false, changing nothing, if id is unknown or any item exceeds what is left
 // of the sale.
 func (t *table) returnFolded(id string, items []wal.Item) bool {
-	h := idHash(id)
-	sh, _ := t.shardOf(h)
-	sh.mu.Lock()
+	sh, _, s, ok := t.lockFind(id)
 	defer sh.mu.Unlock()
-	s, ok := sh.find(h, id)
 	if !ok {
 		return false
 	}
@@ -595,11 +583,8 @@ func (t *table) len() (n int) {
 
 // get returns a copy of the entry for id (for tests and replays).
 func (t *table) get(id string) (request, bool) {
-	h := idHash(id)
-	sh, _ := t.shardOf(h)
-	sh.mu.Lock()
+	sh, _, s, ok := t.lockFind(id)
 	defer sh.mu.Unlock()
-	s, ok := sh.find(h, id)
 	if !ok {
 		return request{}, false
 	}
@@ -607,6 +592,16 @@ func (t *table) get(id string) (request, bool) {
 }
 
 func token(slot, gen uint32) uint64 { return uint64(gen)<<32 | uint64(slot) }
+
+// lockFind locks the shard of id and finds id's entry in it (slot s, if ok);
+// the caller unlocks sh.mu.
+func (t *table) lockFind(id string) (sh *tableShard, si, s uint32, ok bool) {
+	h := idHash(id)
+	sh, si = t.shardOf(h)
+	sh.mu.Lock()
+	s, ok = sh.find(h, id)
+	return sh, si, s, ok
+}
 
 // The methods below run with sh.mu held.
 

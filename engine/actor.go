@@ -15,7 +15,7 @@ type skuRef struct {
 	id        string
 	pid       *actor.PID
 	mailbox   *skuMailbox  // the actor's mailbox (set when the actor is spawned)
-	available atomic.Int64 // published by the actor after each change
+	available atomic.Int64 // published by the actor after each change or batch of takes
 	limit     atomic.Int64
 	inflight  atomic.Int64
 	// s is the SKU's state. Only the actor touches it once the actor runs;
@@ -96,8 +96,9 @@ func (r *skuRef) take(op *takeOp) {
 	s.apply(kind, user, qty, 0)
 }
 
-// outBatchRecordsMax: the actor hands its records to the log at least this
-// often within one mailbox run, so a long run does not hold them back.
+// outBatchRecordsMax bounds the takes an actor queues before it decides them
+// and hands their records to the log, so that a long mailbox run does not
+// hold them back (and claimBatch's scratch stays small).
 const outBatchRecordsMax = 256
 
 // outBatch is a SKU actor's records of one mailbox run, appended to the log

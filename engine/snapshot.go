@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -242,17 +241,15 @@ func writeSnapshot(fs vfs.FS, dir string, st *State) error {
 	if err != nil {
 		return fmt.Errorf("engine: snapshot: %w", err)
 	}
-	bw := bufio.NewWriterSize(f, 1<<20)
-	crc := crc32.New(castagnoli)
-	w := &snapWriter{w: io.MultiWriter(bw, crc)}
-	bw.WriteString(snapshotMagic)
-	writeState(w, st)
-	err = w.err
+	w := &snapWriter{f: f, b: make([]byte, 0, snapWriteBytes+snapshotStringBytesMax)}
+	_, err = f.Write([]byte(snapshotMagic))
 	if err == nil {
-		err = binary.Write(bw, binary.BigEndian, crc.Sum32())
+		writeState(w, st)
+		w.flush()
+		err = w.err
 	}
 	if err == nil {
-		err = bw.Flush()
+		_, err = f.Write(binary.BigEndian.AppendUint32(nil, w.crc))
 	}
 	if err == nil {
 		err = f.Sync()
@@ -287,6 +284,9 @@ func syncDir(fs vfs.FS, dir string) error {
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
+// writeState encodes st as a snapshot body. An entry is encoded straight from
+// the table's bytes (no copy of millions of ids as Go strings), into a buffer
+// that goes to the file a few hundred KiB at a time.
 func writeState(w *snapWriter, st *State) {
 	w.uvarint(st.Seq)
 	w.uvarint(uint64(len(st.skus)))
@@ -299,51 +299,74 @@ func writeState(w *snapWriter, st *State) {
 		s.users.each(func(u string, q int64) {
 			w.str(u)
 			w.varint(q)
+			w.maybeFlush()
 		})
 	}
 	for _, t := range []*table{st.requests, st.restocks, st.returns} {
-		entries := t.entries() // oldest first, so a reload keeps forgetting in order
-		w.uvarint(uint64(len(entries)))
-		for _, r := range entries {
-			w.str(r.id)
-			w.uvarint(uint64(r.kind))
-			w.uvarint(uint64(r.status))
-			w.str(r.user)
-			w.uvarint(r.hash)
-			w.uvarint(r.seq)
-			w.varint(r.doneMs)
-			w.varint(r.expires)
-			w.uvarint(r.settleSeq)
-			w.uvarint(uint64(len(r.items)))
-			for i, it := range r.items {
-				w.str(it.SKU)
-				w.varint(it.Qty)
-				var ret int64
-				if r.returned != nil {
-					ret = r.returned[i]
-				}
-				w.varint(ret)
+		// Oldest first, so that a reload keeps forgetting in order.
+		keys := t.finished()
+		w.uvarint(uint64(len(keys)))
+		t.each(keys, func(sh *tableShard, e *entry) {
+			id, user := sh.strings(e)
+			w.bytes(id)
+			w.uvarint(uint64(e.kind))
+			w.uvarint(uint64(e.status))
+			w.bytes(user)
+			w.uvarint(e.bodyHash)
+			w.uvarint(e.seq)
+			w.varint(e.doneMs)
+			w.varint(e.expires)
+			w.uvarint(e.settleSeq)
+			w.uvarint(uint64(e.items))
+			b := sh.itemsBlob(e)
+			for range e.items {
+				n := int(b[0])
+				w.bytes(b[1 : 1+n])
+				w.varint(int64(binary.LittleEndian.Uint64(b[1+n:])))
+				w.varint(int64(binary.LittleEndian.Uint64(b[9+n:])))
+				b = b[17+n:]
 			}
-		}
+			w.maybeFlush()
+		})
 	}
 }
 
+// snapWriteBytes: the snapshot writer hands its buffer to the file (and the
+// checksum) once it holds this much.
+const snapWriteBytes = 256 << 10
+
 type snapWriter struct {
-	w   io.Writer
-	buf [binary.MaxVarintLen64]byte
+	f   vfs.File
+	b   []byte
+	crc uint32 // of the body written so far
 	err error
 }
 
-func (w *snapWriter) write(b []byte) {
-	if w.err == nil {
-		_, w.err = w.w.Write(b)
+// maybeFlush writes the buffer out once it is big enough; call it between
+// elements (an element is small: ids and SKUs are bounded).
+func (w *snapWriter) maybeFlush() {
+	if len(w.b) >= snapWriteBytes {
+		w.flush()
 	}
 }
-func (w *snapWriter) uvarint(v uint64) { w.write(w.buf[:binary.PutUvarint(w.buf[:], v)]) }
-func (w *snapWriter) varint(v int64)   { w.write(w.buf[:binary.PutVarint(w.buf[:], v)]) }
+
+func (w *snapWriter) flush() {
+	if w.err == nil && len(w.b) > 0 {
+		w.crc = crc32.Update(w.crc, castagnoli, w.b)
+		_, w.err = w.f.Write(w.b)
+	}
+	w.b = w.b[:0]
+}
+
+func (w *snapWriter) uvarint(v uint64) { w.b = binary.AppendUvarint(w.b, v) }
+func (w *snapWriter) varint(v int64)   { w.b = binary.AppendVarint(w.b, v) }
 func (w *snapWriter) str(s string) {
 	w.uvarint(uint64(len(s)))
-	w.write([]byte(s))
+	w.b = append(w.b, s...)
+}
+func (w *snapWriter) bytes(s []byte) {
+	w.uvarint(uint64(len(s)))
+	w.b = append(w.b, s...)
 }
 
 func readSnapshot(fs vfs.FS, path string, idsMax int) (*State, error) {

@@ -475,43 +475,68 @@ func (t *table) returnFolded(id string, items []wal.Item) bool {
 	return true
 }
 
-// entries returns a copy of every finished entry, oldest first (by decision
+// finishedKey locates a finished entry and orders it for a snapshot.
+type finishedKey struct {
+	doneMs int64
+	seq    uint64
+	shard  uint32
+	slot   uint32
+}
+
+// finished returns where every finished entry is, oldest first (by decision
 // time, then seq): a snapshot writes them in this order so that a reload
-// keeps forgetting in order. For snapshots and tests.
-func (t *table) entries() []*request {
-	type key struct {
-		doneMs int64
-		seq    uint64
-		shard  uint32
-		slot   uint32
+// keeps forgetting in order.
+func (t *table) finished() []finishedKey {
+	n := 0
+	for i := range t.shards {
+		sh := &t.shards[i]
+		sh.mu.Lock()
+		n += sh.count
+		sh.mu.Unlock()
 	}
-	var keys []key
+	keys := make([]finishedKey, 0, n)
 	for i := range t.shards {
 		sh := &t.shards[i]
 		sh.mu.Lock()
 		for s := range sh.slab.n {
 			e := sh.slab.at(s)
 			if e.flags&flagLive != 0 && e.status != statusPending {
-				keys = append(keys, key{e.doneMs, e.seq, uint32(i), uint32(s)})
+				keys = append(keys, finishedKey{e.doneMs, e.seq, uint32(i), uint32(s)})
 			}
 		}
 		sh.mu.Unlock()
 	}
-	slices.SortFunc(keys, func(a, b key) int {
-		if c := cmp.Compare(a.doneMs, b.doneMs); c != 0 {
-			return c
+	slices.SortFunc(keys, func(a, b finishedKey) int {
+		if a.doneMs != b.doneMs {
+			return cmp.Compare(a.doneMs, b.doneMs)
 		}
 		return cmp.Compare(a.seq, b.seq)
 	})
-	out := make([]*request, len(keys))
-	copies := make([]request, len(keys))
-	for i, k := range keys {
+	return keys
+}
+
+// each calls fn for the entry of every key, in order, with the entry's shard
+// locked. fn must not keep views of the entry's bytes. The keys must be
+// fresh from finished, on a table nobody changes meanwhile (the
+// snapshotter's shadow state).
+func (t *table) each(keys []finishedKey, fn func(sh *tableShard, e *entry)) {
+	for _, k := range keys {
 		sh := &t.shards[k.shard]
 		sh.mu.Lock()
-		copies[i] = sh.copyOut(sh.slab.at(k.slot))
+		fn(sh, sh.slab.at(k.slot))
 		sh.mu.Unlock()
-		out[i] = &copies[i]
 	}
+}
+
+// entries returns a copy of every finished entry, in finished's order. For
+// tests.
+func (t *table) entries() []*request {
+	keys := t.finished()
+	out := make([]*request, 0, len(keys))
+	t.each(keys, func(sh *tableShard, e *entry) {
+		r := sh.copyOut(e)
+		out = append(out, &r)
+	})
 	return out
 }
 

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -94,7 +95,7 @@ type benchFlags struct {
 	targets, url, adminToken   string
 	redisAddr, redisFsync, dsn string
 	httpServer, jsonPath       string
-	pngPath                    string
+	pngPath, cpuProfile        string
 	serverPID                  int
 	compare, quiet             bool
 }
@@ -137,6 +138,7 @@ func parseBenchFlags(args []string, out io.Writer) (f benchFlags, help bool, err
 	fs.StringVar(&f.jsonPath, "json", "", "write the results as JSON to this file")
 	fs.StringVar(&f.pngPath, "png", "", "draw throughput and latency per target to this PNG file")
 	fs.BoolVar(&f.quiet, "quiet", false, "no progress line")
+	fs.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of this process (the client, and the engine target) to this file")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return f, true, nil
@@ -234,8 +236,21 @@ func benchMain(args []string) error {
 			return usageError(fmt.Errorf("bench: unknown target %q", name))
 		}
 	}
+	if f.cpuProfile != "" {
+		pf, err := os.Create(f.cpuProfile)
+		if err != nil {
+			return fmt.Errorf("bench: --cpuprofile: %w", err)
+		}
+		defer pf.Close()
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			return fmt.Errorf("bench: --cpuprofile: %w", err)
+		}
+	}
 	started := time.Now()
 	results, runErr := bench.Run(ctx, f.cfg, targets)
+	if f.cpuProfile != "" {
+		pprof.StopCPUProfile()
+	}
 	fmt.Printf("flashsale bench, %s, %s\n", started.Format(time.RFC3339), strings.Join(os.Args[1:], " "))
 	if err := bench.WriteTable(os.Stdout, results); err != nil {
 		return err

@@ -839,10 +839,8 @@ func TestTruncateFailureIsSticky(t *testing.T) {
 		}
 	}
 	if !errors.Is(lerr, ErrFailed) || !errors.Is(aerr, ErrFailed) {
-		t.Skipf("BUG: a failed Truncate commit does not set the sticky error (log.go Truncate returns "+
-			"the commit error without setting l.err): Err() = %v, next Append = %v; "+
-			"Read then returns %v although First() = 1 (Pebble applied the DeleteRange to its memtable)",
-			lerr, aerr, seqs)
+		t.Fatalf("a failed Truncate commit did not make the log refuse writes: Err() = %v, next Append = %v; "+
+			"Read returns %v", lerr, aerr, seqs)
 	}
 }
 

@@ -34,8 +34,8 @@ func TestSnapshotRoundTrip(t *testing.T) {
 		fold(&wal.Record{Kind: wal.KindSetTotal, LimitPerUser: int64(i * 3), Items: []wal.Item{{SKU: s, Qty: 1_000_000}}})
 	}
 	type sale struct {
-		id    string
-		items []wal.Item
+		id, user string
+		items    []wal.Item
 	}
 	var open, sold []sale
 	for i := range 3000 {
@@ -50,17 +50,17 @@ func TestSnapshotRoundTrip(t *testing.T) {
 		switch n := rng.IntN(10); {
 		case n < 4:
 			fold(&wal.Record{Kind: wal.KindDeduct, RequestID: id, UserID: user, BodyHash: rng.Uint64(), Items: items})
-			sold = append(sold, sale{id, items})
+			sold = append(sold, sale{id, user, items})
 		case n < 7:
 			fold(&wal.Record{Kind: wal.KindReserve, RequestID: id, UserID: user, BodyHash: rng.Uint64(),
 				ExpiresAtMs: 1_800_000_000_000 + int64(i), Items: items})
-			open = append(open, sale{id, items})
+			open = append(open, sale{id, user, items})
 		case n < 8 && len(open) > 0:
 			k := rng.IntN(len(open))
 			s := open[k]
 			open = slices.Delete(open, k, k+1)
 			kind := []wal.Kind{wal.KindConfirm, wal.KindCancel, wal.KindExpire}[rng.IntN(3)]
-			fold(&wal.Record{Kind: kind, RequestID: s.id, Items: s.items})
+			fold(&wal.Record{Kind: kind, RequestID: s.id, UserID: s.user, Items: s.items})
 			if kind == wal.KindConfirm {
 				sold = append(sold, s)
 			}
@@ -69,7 +69,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 			s := sold[k]
 			sold = slices.Delete(sold, k, k+1) // returned once, partly
 			it := s.items[rng.IntN(len(s.items))]
-			fold(&wal.Record{Kind: wal.KindReturn, RequestID: "ret-" + id, RefID: s.id, BodyHash: rng.Uint64(),
+			fold(&wal.Record{Kind: wal.KindReturn, RequestID: "ret-" + id, RefID: s.id, UserID: s.user, BodyHash: rng.Uint64(),
 				Items: []wal.Item{{SKU: it.SKU, Qty: 1}}})
 		default:
 			fold(&wal.Record{Kind: wal.KindRestock, RequestID: "rs-" + id, BodyHash: rng.Uint64(),

@@ -1,0 +1,28 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// TestBenchCPUProfile: --cpuprofile writes a profile of the run (a gzipped
+// pprof file), and a path that cannot be created stops the command before any
+// load.
+func TestBenchCPUProfile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cpu.prof")
+	if err := benchMain([]string{"--targets", "engine", "--requests", "300", "--concurrency", "8", "--quiet", "--cpuprofile", path}); err != nil {
+		t.Fatalf("bench: %v", err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
+		t.Fatalf("profile is not a gzipped pprof file: %d bytes", len(b))
+	}
+	bad := filepath.Join(t.TempDir(), "missing", "cpu.prof")
+	if err := benchMain([]string{"--targets", "engine", "--requests", "10", "--quiet", "--cpuprofile", bad}); err == nil {
+		t.Fatalf("bench with --cpuprofile %s: no error", bad)
+	}
+}

@@ -318,14 +318,11 @@ func writeState(w *snapWriter, st *State) {
 			w.varint(e.expires)
 			w.uvarint(e.settleSeq)
 			w.uvarint(uint64(e.items))
-			b := sh.itemsBlob(e)
-			for range e.items {
-				n := int(b[0])
-				w.bytes(b[1 : 1+n])
-				w.varint(int64(binary.LittleEndian.Uint64(b[1+n:])))
-				w.varint(int64(binary.LittleEndian.Uint64(b[9+n:])))
-				b = b[17+n:]
-			}
+			sh.eachItem(e, func(_ int, sku []byte, qty, ret int64) {
+				w.bytes(sku)
+				w.varint(qty)
+				w.varint(ret)
+			})
 			w.maybeFlush()
 		})
 	}

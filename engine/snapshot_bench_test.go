@@ -11,19 +11,25 @@ import (
 	"github.com/flashsale/flashsale/wal"
 )
 
+// benchSKURecord creates the one SKU of the snapshot benchmarks.
+var benchSKURecord = wal.Record{Kind: wal.KindSetTotal, RequestID: "set-hot", Items: []wal.Item{{SKU: "hot", Qty: wal.TotalMax}}}
+
+// benchSale is the i-th sale of the snapshot benchmarks: one unit of that
+// SKU, bought by the given user.
+func benchSale(i, user int) *wal.Record {
+	return &wal.Record{Kind: wal.KindDeduct, RequestID: fmt.Sprintf("req-%09d", i), UserID: fmt.Sprintf("user-%06d", user),
+		BodyHash: uint64(i) * 0x9e3779b97f4a7c15, TimeMs: 1_700_000_000_000 + int64(i/1000), Items: []wal.Item{{SKU: "hot", Qty: 1}}}
+}
+
 // benchState folds ids deducts of one SKU by users buyers, as a flash sale
 // leaves the snapshotter's shadow state.
 func benchState(tb testing.TB, ids, users int) *State {
 	st := newState(ids)
-	seq := uint64(1)
-	if err := st.Fold(seq, &wal.Record{Kind: wal.KindSetTotal, Items: []wal.Item{{SKU: "hot", Qty: wal.TotalMax}}}); err != nil {
+	if err := st.Fold(1, &benchSKURecord); err != nil {
 		tb.Fatal(err)
 	}
 	for i := range ids {
-		seq++
-		r := &wal.Record{Kind: wal.KindDeduct, RequestID: fmt.Sprintf("req-%09d", i), UserID: fmt.Sprintf("user-%06d", i%users),
-			BodyHash: uint64(i) * 0x9e3779b97f4a7c15, TimeMs: 1_700_000_000_000 + int64(i/1000), Items: []wal.Item{{SKU: "hot", Qty: 1}}}
-		if err := st.Fold(seq, r); err != nil {
+		if err := st.Fold(uint64(i)+2, benchSale(i, i%users)); err != nil {
 			tb.Fatal(err)
 		}
 	}
@@ -39,7 +45,6 @@ func BenchmarkSnapshotWrite(b *testing.B) {
 	const ids = 1_000_000
 	st := benchState(b, ids, 100_000)
 	dir := b.TempDir()
-	b.ResetTimer()
 	for b.Loop() {
 		if err := writeSnapshot(vfs.Default, dir, st); err != nil {
 			b.Fatal(err)
@@ -65,12 +70,9 @@ func BenchmarkSnapshotFold(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer l.Close()
-	total := &wal.Record{Kind: wal.KindSetTotal, RequestID: "set-hot", Items: []wal.Item{{SKU: "hot", Qty: wal.TotalMax}}}
-	recs, acks := [][]byte{total.Encode(nil)}, []wal.Ack{nopAck{}}
+	recs, acks := [][]byte{benchSKURecord.Encode(nil)}, []wal.Ack{nopAck{}}
 	for i := range 2 * ids {
-		r := &wal.Record{Kind: wal.KindDeduct, RequestID: fmt.Sprintf("req-%09d", i), UserID: fmt.Sprintf("user-%06d", (i*7919)%users),
-			BodyHash: uint64(i) * 0x9e3779b97f4a7c15, TimeMs: 1_700_000_000_000 + int64(i/1000), Items: []wal.Item{{SKU: "hot", Qty: 1}}}
-		recs, acks = append(recs, r.Encode(nil)), append(acks, nopAck{})
+		recs, acks = append(recs, benchSale(i, (i*7919)%users).Encode(nil)), append(acks, nopAck{})
 		if len(recs) == 4096 || i == 2*ids-1 {
 			if _, err := l.AppendBatch(recs, acks); err != nil {
 				b.Fatal(err)

@@ -38,11 +38,6 @@ const (
 	// little), later ones double up to the maximum.
 	arenaChunkBytesMin = 4 << 10
 	arenaChunkBytesMax = 256 << 10
-	// itemBlobBytesMax: one item in a blob (length byte, SKU id, qty and
-	// returned as 8 bytes each).
-	itemBlobBytesMax = 1 + wal.IDBytesMax + 16
-	// blobBytesMax is the largest blob (id, user, ItemsMax items).
-	blobBytesMax = 2*(1+wal.IDBytesMax) + 1 + ItemsMax*itemBlobBytesMax
 )
 
 var tableSeed = maphash.MakeSeed()
@@ -730,6 +725,17 @@ func (sh *tableShard) itemsBlob(e *entry) []byte {
 	return b[1+int(b[0]):]
 }
 
+// eachItem calls fn with each of e's items: its SKU id (a view, valid under
+// the lock only), qty and what returns gave back.
+func (sh *tableShard) eachItem(e *entry, fn func(i int, sku []byte, qty, returned int64)) {
+	b := sh.itemsBlob(e)
+	for i := range int(e.items) {
+		n := int(b[0])
+		fn(i, b[1:1+n], int64(binary.LittleEndian.Uint64(b[1+n:])), int64(binary.LittleEndian.Uint64(b[9+n:])))
+		b = b[17+n:]
+	}
+}
+
 // copyOut returns a copy of e that owns its strings.
 func (sh *tableShard) copyOut(e *entry) request {
 	id, user := sh.strings(e)
@@ -737,19 +743,15 @@ func (sh *tableShard) copyOut(e *entry) request {
 		hash: e.bodyHash, seq: e.seq, doneMs: e.doneMs, expires: e.expires, settleSeq: e.settleSeq}
 	if e.items > 0 {
 		r.items = make([]wal.Item, e.items)
-		b := sh.itemsBlob(e)
-		for i := range r.items {
-			n := int(b[0])
-			sku, qty, ret := b[1:1+n], binary.LittleEndian.Uint64(b[1+n:]), binary.LittleEndian.Uint64(b[9+n:])
-			r.items[i] = wal.Item{SKU: string(sku), Qty: int64(qty)}
+		sh.eachItem(e, func(i int, sku []byte, qty, ret int64) {
+			r.items[i] = wal.Item{SKU: string(sku), Qty: qty}
 			if ret != 0 {
 				if r.returned == nil {
 					r.returned = make([]int64, e.items)
 				}
-				r.returned[i] = int64(ret)
+				r.returned[i] = ret
 			}
-			b = b[17+n:]
-		}
+		})
 	}
 	return r
 }

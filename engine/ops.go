@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -553,13 +554,32 @@ func (e *Engine) spawn(s *sku) *skuRef {
 	return r
 }
 
+// expireParallel bounds the expiries ExpireDue has in flight at once. They
+// run side by side so that one tick's expiries share commits (group commit),
+// instead of paying one fsync each.
+const expireParallel = 1024
+
 // ExpireDue releases every reservation whose time has come (by the engine's
 // clock) and forgets ids older than the idempotency window. The background
-// loop calls it every ExpiryTick; with an injected clock, tests call it.
+// loop calls it every ExpiryTick; with an injected clock, tests call it. It
+// returns how many reservations it expired; after a failure it stops
+// starting new expiries (the rest stay queued for the next call) and returns
+// the first error.
 func (e *Engine) ExpireDue(ctx context.Context) (int, error) {
 	now := e.nowMs()
-	n := 0
+	var (
+		wg       sync.WaitGroup
+		slots    = make(chan struct{}, expireParallel)
+		n        atomic.Int64
+		failed   atomic.Bool
+		firstErr error
+		errOnce  sync.Once
+	)
 	for _, due := range e.expiries.popDue(now) {
+		if failed.Load() {
+			e.expiries.push(due.id, due.at)
+			continue
+		}
 		h, r, ok, again := e.requests.tryAcquire(due.id)
 		if again {
 			e.expiries.push(due.id, due.at) // a confirm or cancel is in flight; look again next time
@@ -572,16 +592,27 @@ func (e *Engine) ExpireDue(ctx context.Context) (int, error) {
 			e.requests.release(h)
 			continue
 		}
-		if _, err := e.settle(ctx, h, &r, wal.KindExpire, now); err != nil {
-			return n, err
-		}
-		n++
+		slots <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-slots; wg.Done() }()
+			if _, err := e.settle(ctx, h, &r, wal.KindExpire, now); err != nil {
+				failed.Store(true)
+				errOnce.Do(func() { firstErr = err })
+				return
+			}
+			n.Add(1)
+		}()
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return int(n.Load()), firstErr
 	}
 	cutoff := now - e.opts.IdempotencyWindow.Milliseconds()
 	e.requests.forget(cutoff)
 	e.restocks.forget(cutoff)
 	e.returns.forget(cutoff)
-	return n, nil
+	return int(n.Load()), nil
 }
 
 func (e *Engine) background() {

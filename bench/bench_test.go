@@ -276,6 +276,68 @@ func TestBrokenTargetFails(t *testing.T) {
 	}
 }
 
+// unknownTarget sells correctly, except that it answers its first request
+// with an unknown outcome (applied or not, by applyUnknown) and, with
+// loseOne, acknowledges one later sale without applying it.
+type unknownTarget struct {
+	applyUnknown, loseOne bool
+	avail, n              atomic.Int64
+}
+
+func (f *unknownTarget) Info() Info { return Info{Name: "unknown", InProcess: true} }
+func (f *unknownTarget) Setup(_ context.Context, w *Workload) error {
+	f.avail.Store(w.Config().Stock)
+	return nil
+}
+func (f *unknownTarget) Do(_ context.Context, s *Step) Outcome {
+	i := f.n.Add(1)
+	if i == 1 {
+		if f.applyUnknown {
+			f.avail.Add(-s.Qty)
+		}
+		return Outcome{Status: StatusUnknown, Err: errors.New("timeout")}
+	}
+	if f.avail.Add(-s.Qty) < 0 {
+		f.avail.Add(s.Qty)
+		return Outcome{Status: StatusRejected}
+	}
+	if i == 50 && f.loseOne {
+		f.avail.Add(s.Qty)
+	}
+	return Outcome{Status: StatusOK}
+}
+func (f *unknownTarget) Observe(_ context.Context, skus []string) ([]Observed, error) {
+	return []Observed{{Available: f.avail.Load(), Reserved: -1, Sold: -1, Records: -1}}, nil
+}
+func (f *unknownTarget) Close() error { return nil }
+
+// TestUnknownOutcomesDoNotHideLoss: an unknown outcome widens what the store
+// may show only in the direction it could have moved it, so a lost
+// acknowledged sale is caught even beside a timeout.
+func TestUnknownOutcomesDoNotHideLoss(t *testing.T) {
+	for _, c := range []struct {
+		applyUnknown, loseOne, ok bool
+	}{
+		{false, false, true},
+		{true, false, true},
+		{false, true, false},
+	} {
+		cfg := DefaultConfig()
+		cfg.Stock, cfg.Requests, cfg.Concurrency, cfg.Buyers = 1000, 300, 1, 50
+		results, err := Run(context.Background(), cfg, []Target{&unknownTarget{applyUnknown: c.applyUnknown, loseOne: c.loseOne}})
+		r := results[0]
+		if r.Unknown != 1 {
+			t.Fatalf("%+v: %d unknown outcomes, want 1", c, r.Unknown)
+		}
+		if c.ok && err != nil {
+			t.Errorf("%+v: %v (%s)", c, err, r.VerifyDetail)
+		}
+		if !c.ok && (!errors.Is(err, ErrVerificationFailed) || !contains(r.VerifyDetail, "widened by unknown outcomes")) {
+			t.Errorf("%+v: err %v, detail %q; want a failed verification", c, err, r.VerifyDetail)
+		}
+	}
+}
+
 // TestWorkloadDeterministic: the same seed gives the same flows whatever
 // the prefix; another seed gives others.
 func TestWorkloadDeterministic(t *testing.T) {

@@ -11,11 +11,17 @@ import (
 // skuBook is what the harness saw acknowledged for one SKU, in units.
 type skuBook struct {
 	deduct, reserve, confirm, cancel, ret atomic.Int64
-	// unknown is the quantity of requests with no definite answer: each may
-	// or may not have changed the stock by that much.
-	unknown        atomic.Int64
+	// unknown holds, per kind, the quantity of requests with no definite
+	// answer: each may or may not have changed the stock by that much. Kept
+	// per kind because each kind moves the figures one way only (an unknown
+	// deduct can lower available, never raise it).
+	unknown        unknownBook
 	changes        atomic.Int64 // acknowledged changes (flow records expected)
 	unknownChanges atomic.Int64
+}
+
+type unknownBook struct {
+	deduct, reserve, confirm, cancel, ret atomic.Int64
 }
 
 // Ledger records every answer of a run; verification compares it with the
@@ -65,7 +71,7 @@ func (l *Ledger) Record(s *Step, o Outcome) {
 		return
 	case StatusUnknown:
 		l.unknown.Add(1)
-		b.unknown.Add(s.Qty)
+		b.unknown.add(s.Kind, s.Qty)
 		b.unknownChanges.Add(1)
 		return
 	case StatusOK:
@@ -74,18 +80,7 @@ func (l *Ledger) Record(s *Step, o Outcome) {
 	}
 	l.ok.Add(1)
 	b.changes.Add(1)
-	switch s.Kind {
-	case KindDeduct:
-		b.deduct.Add(s.Qty)
-	case KindReserve:
-		b.reserve.Add(s.Qty)
-	case KindConfirm:
-		b.confirm.Add(s.Qty)
-	case KindCancel:
-		b.cancel.Add(s.Qty)
-	case KindReturn:
-		b.ret.Add(s.Qty)
-	}
+	b.add(s.Kind, s.Qty)
 	if l.limit && s.Kind == KindDeduct {
 		key := uint64(s.User)<<20 | uint64(s.SKUIndex)
 		sh := key % uint64(len(l.userMu))
@@ -152,11 +147,44 @@ func (p *problems) String() string {
 	return s
 }
 
-func abs64(x int64) int64 {
-	if x < 0 {
-		return -x
+// add counts qty units of kind.
+func (b *skuBook) add(k Kind, qty int64) {
+	addKind(k, qty, &b.deduct, &b.reserve, &b.confirm, &b.cancel, &b.ret)
+}
+
+func (u *unknownBook) add(k Kind, qty int64) {
+	addKind(k, qty, &u.deduct, &u.reserve, &u.confirm, &u.cancel, &u.ret)
+}
+
+func addKind(k Kind, qty int64, deduct, reserve, confirm, cancel, ret *atomic.Int64) {
+	switch k {
+	case KindDeduct:
+		deduct.Add(qty)
+	case KindReserve:
+		reserve.Add(qty)
+	case KindConfirm:
+		confirm.Add(qty)
+	case KindCancel:
+		cancel.Add(qty)
+	case KindReturn:
+		ret.Add(qty)
+	default:
+		panic(fmt.Sprintf("bench: step kind %v", k))
 	}
-	return x
+}
+
+// span is the range a store's figure may take: exactly want when every
+// answer was definite, wider by what the unknown outcomes could have moved
+// it, in the direction each could move it.
+type span struct{ lo, hi int64 }
+
+func (s span) has(v int64) bool { return s.lo <= v && v <= s.hi }
+
+func (s span) String() string {
+	if s.lo == s.hi {
+		return fmt.Sprint(s.lo)
+	}
+	return fmt.Sprintf("%d..%d", s.lo, s.hi)
 }
 
 // verify compares the store (obs, one per SKU of the workload) with the
@@ -172,14 +200,20 @@ func (l *Ledger) verify(info Info, obs []Observed) Verification {
 		b := &l.skus[i]
 		o := obs[i]
 		d, r, c, x, rt := b.deduct.Load(), b.reserve.Load(), b.confirm.Load(), b.cancel.Load(), b.ret.Load()
-		unk := b.unknown.Load()
+		ud, ur, uc, ux, urt := b.unknown.deduct.Load(), b.unknown.reserve.Load(), b.unknown.confirm.Load(),
+			b.unknown.cancel.Load(), b.unknown.ret.Load()
 		sold := d + c - rt
 		held := r - c - x // reservations still held by the ledger's account
-		wantAvail := stock - d - r + x + rt
-		wantReserved := held
+		// Each unknown outcome may or may not have happened: takes (deduct,
+		// reserve, confirm) can only have lowered available or raised sold,
+		// releases (cancel, return) only the other way.
+		avail := span{stock - d - r + x + rt - ud - ur, stock - d - r + x + rt + ux + urt}
+		reserved := span{held - uc - ux, held + ur}
+		soldSpan := span{sold - urt, sold + ud + uc}
 		if info.Expires {
-			wantAvail += held
-			wantReserved = 0
+			// Every reservation not confirmed was released after its TTL.
+			avail = span{stock - d - c + rt - ud - uc, stock - d - c + rt + urt}
+			reserved = span{0, ur}
 		}
 		// Acknowledged beyond stock: the cardinal sin, whatever the store says.
 		// (A target that expires reservations may reuse their stock, so only
@@ -198,14 +232,14 @@ func (l *Ledger) verify(info Info, obs []Observed) Verification {
 		if o.Available < 0 {
 			p.addf("sku %d: available %d below zero", i, o.Available)
 		}
-		if abs64(o.Available-wantAvail) > unk {
-			p.addf("sku %d: available %d, want %d (initial %d - taken + released, unknown outcomes %d)", i, o.Available, wantAvail, stock, unk)
+		if !avail.has(o.Available) {
+			p.addf("sku %d: available %d, want %v (initial %d - taken + released, widened by unknown outcomes)", i, o.Available, avail, stock)
 		}
-		if o.Reserved >= 0 && abs64(o.Reserved-wantReserved) > unk {
-			p.addf("sku %d: reserved %d, want %d", i, o.Reserved, wantReserved)
+		if o.Reserved >= 0 && !reserved.has(o.Reserved) {
+			p.addf("sku %d: reserved %d, want %v", i, o.Reserved, reserved)
 		}
-		if o.Sold >= 0 && abs64(o.Sold-sold) > unk {
-			p.addf("sku %d: sold %d, want %d acknowledged", i, o.Sold, sold)
+		if o.Sold >= 0 && !soldSpan.has(o.Sold) {
+			p.addf("sku %d: sold %d, want %v acknowledged", i, o.Sold, soldSpan)
 		}
 		if o.Records >= 0 {
 			recordsKept = true

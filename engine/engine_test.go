@@ -864,6 +864,7 @@ func TestFoldRejectsImpossibleRecords(t *testing.T) {
 	bad := []*wal.Record{
 		{Kind: wal.KindDeduct, RequestID: "d", Items: []wal.Item{{SKU: "zz", Qty: 1}}},
 		{Kind: wal.KindConfirm, RequestID: "nope", Items: []wal.Item{{SKU: "a", Qty: 1}}},
+		// A return of a sale not remembered is bounded by what the SKU sold.
 		{Kind: wal.KindReturn, RequestID: "r", RefID: "nope", Items: []wal.Item{{SKU: "a", Qty: 1}}},
 	}
 	for i, r := range bad {
@@ -878,6 +879,45 @@ func TestFoldRejectsImpossibleRecords(t *testing.T) {
 		t.Fatal("fold accepted an old seq")
 	}
 
+}
+
+// TestReturnOfSaleForgottenBySnapshotter: the snapshotter forgets ids on its
+// own clock, so it may have forgotten a sale that the live engine still
+// remembers and lets a return name. That acknowledged return must fold,
+// and the engine must reopen with it.
+func TestReturnOfSaleForgottenBySnapshotter(t *testing.T) {
+	clock := newFakeClock()
+	dir := t.TempDir()
+	const window = time.Hour
+	tune := func(o *Options) { o.IdempotencyWindow = window }
+	e := openTest(t, dir, clock, tune)
+	ctx := context.Background()
+	mustSet(t, e, "A", 10, 0)
+	if _, err := e.Deduct(ctx, DeductRequest{RequestID: "d1", Items: []Item{{"A", 2}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.ExpireDue(ctx); err != nil { // the live engine forgets now
+		t.Fatal(err)
+	}
+	clock.Advance(window + time.Millisecond)
+	if err := e.snapshot(); err != nil { // the snapshotter forgets later: d1 is gone there
+		t.Fatal(err)
+	}
+	if _, err := e.Return(ctx, ReturnRequest{ReturnID: "ret1", RequestID: "d1", Items: []Item{{"A", 1}}}); err != nil {
+		t.Fatalf("return of a sale the live engine remembers: %v", err)
+	}
+	checkLiveEqualsFold(t, e)
+	if err := e.snapshot(); err != nil {
+		t.Fatalf("snapshot after the return: %v", err)
+	}
+	if err := e.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	e = openTest(t, dir, clock, tune)
+	defer e.Close()
+	if st := mustGet(t, e, "A"); st.Sold != 1 || st.Available != 9 {
+		t.Fatalf("after reopen: %+v", st)
+	}
 }
 
 // TestOpenRefusesCorruptSnapshot: a damaged snapshot stops Open with an

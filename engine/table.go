@@ -450,24 +450,24 @@ func (t *table) settleFolded(id string, status uint8, seq uint64) bool {
 	return true
 }
 
-// returnFolded adds items to what sale id had returned (fold). It reports
-// false, changing nothing, if id is unknown or any item exceeds what is left
-// of the sale.
-func (t *table) returnFolded(id string, items []wal.Item) bool {
-	sh, _, s, ok := t.lockFind(id)
+// returnFolded adds items to what sale id had returned (fold). found is
+// false if id is not remembered; ok is false, changing nothing, if it is not
+// or any item exceeds what is left of the sale.
+func (t *table) returnFolded(id string, items []wal.Item) (found, ok bool) {
+	sh, _, s, found := t.lockFind(id)
 	defer sh.mu.Unlock()
-	if !ok {
-		return false
+	if !found {
+		return false, false
 	}
 	e := sh.slab.at(s)
 	r := sh.copyOut(e)
 	for _, it := range items {
 		if i := r.itemIndex(it.SKU); i < 0 || r.soldQty(i) < it.Qty {
-			return false
+			return true, false
 		}
 	}
 	sh.addReturned(e, items)
-	return true
+	return true, true
 }
 
 // finishedKey locates a finished entry and orders it for a snapshot.

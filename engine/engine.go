@@ -273,8 +273,12 @@ func (e *Engine) Available(id string) (int64, bool) {
 	return r.available.Load(), true
 }
 
-// Get returns a SKU's state, as its actor holds it now.
+// Get returns a SKU's state, as its actor holds it now. After Close (or
+// once Close has begun) it returns ErrUnavailable.
 func (e *Engine) Get(ctx context.Context, id string) (SKUState, error) {
+	if e.closed.Load() {
+		return SKUState{}, e.Err()
+	}
 	r := e.ref(id)
 	if r == nil {
 		return SKUState{}, &ItemError{Err: ErrUnknownSKU, SKU: id}
@@ -284,6 +288,8 @@ func (e *Engine) Get(ctx context.Context, id string) (SKUState, error) {
 	select {
 	case s := <-m.reply:
 		return s, nil
+	case <-e.stop: // closing: the actor may be gone before it answers
+		return SKUState{}, e.Err()
 	case <-ctx.Done():
 		return SKUState{}, ctx.Err()
 	}

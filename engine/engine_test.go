@@ -920,6 +920,49 @@ func TestReturnOfSaleForgottenBySnapshotter(t *testing.T) {
 	}
 }
 
+// TestGetAfterClose: Get on a closed engine answers ErrUnavailable at once
+// (it used to wait forever for an actor that was gone).
+func TestGetAfterClose(t *testing.T) {
+	e := openTest(t, t.TempDir(), newFakeClock(), nil)
+	mustSet(t, e, "A", 10, 0)
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := e.Get(ctx, "A"); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("get after close: %v, want ErrUnavailable", err)
+	}
+}
+
+// TestExpireDueCancelledKeepsTheRest: an ExpireDue whose context ends does
+// not drop the due reservations it did not get to; a later call expires
+// them.
+func TestExpireDueCancelledKeepsTheRest(t *testing.T) {
+	clock := newFakeClock()
+	e := openTest(t, t.TempDir(), clock, nil)
+	defer e.Close()
+	ctx := context.Background()
+	mustSet(t, e, "A", 10, 0)
+	for _, id := range []string{"r1", "r2", "r3"} {
+		if _, err := e.Reserve(ctx, ReserveRequest{RequestID: id, Items: []Item{{"A", 1}}, TTL: time.Second}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clock.Advance(2 * time.Second)
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := e.ExpireDue(cctx); err == nil {
+		t.Log("ExpireDue with an ended context: no error (every expiry finished first)")
+	}
+	if _, err := e.ExpireDue(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st := mustGet(t, e, "A"); st.Reserved != 0 || st.Available != 10 {
+		t.Fatalf("after a second pass: %+v, want every reservation expired", st)
+	}
+}
+
 // TestOpenRefusesCorruptSnapshot: a damaged snapshot stops Open with an
 // error; it is never half-loaded.
 func TestOpenRefusesCorruptSnapshot(t *testing.T) {

@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"errors"
+	"math"
 	"net"
 	"os"
 	"strconv"
@@ -393,6 +394,18 @@ func TestConfigValidate(t *testing.T) {
 		func(c *Config) { c.Qty = 0 },
 		func(c *Config) { c.Prefix = "a b" },
 		func(c *Config) { c.ConfirmRatio, c.CancelRatio = 0.8, 0.5 },
+	}
+	// Every comparison with NaN is false, so each float is also tried with
+	// NaN and both infinities, whatever the scenario.
+	for _, v := range []float64{math.NaN(), math.Inf(1), math.Inf(-1)} {
+		bad = append(bad,
+			func(c *Config) { c.Rate = v },
+			func(c *Config) { c.ZipfExponent = v },
+			func(c *Config) { c.Scenario, c.SKUs, c.ZipfExponent = ScenarioZipf, 10, v },
+			func(c *Config) { c.ConfirmRatio = v },
+			func(c *Config) { c.CancelRatio = v },
+			func(c *Config) { c.ReturnRatio = v },
+		)
 	}
 	for i, f := range bad {
 		c := DefaultConfig()

@@ -96,7 +96,7 @@ func (c *Config) Validate() error {
 	switch {
 	case c.Concurrency < 1 || c.Concurrency > ConcurrencyMax:
 		return fmt.Errorf("%w: concurrency %d not in 1..%d", ErrConfig, c.Concurrency, ConcurrencyMax)
-	case c.Rate < 0 || c.Rate > RateMax:
+	case !finite(c.Rate) || c.Rate < 0 || c.Rate > RateMax:
 		return fmt.Errorf("%w: rate %g not in 0..%d", ErrConfig, c.Rate, RateMax)
 	case c.Duration <= 0 || c.Duration > DurationMax:
 		return fmt.Errorf("%w: duration %v not in (0, %v]", ErrConfig, c.Duration, DurationMax)

@@ -200,14 +200,21 @@ func (c *Config) validateWorkload() error {
 		return fmt.Errorf("%w: qty %d not in 1..%d", ErrConfig, c.Qty, QtyMax)
 	case c.LimitPerUser < 0 || c.LimitPerUser > QtyMax:
 		return fmt.Errorf("%w: limit per user %d not in 0..%d", ErrConfig, c.LimitPerUser, QtyMax)
+	case !finite(c.ZipfExponent):
+		return fmt.Errorf("%w: zipf exponent %g is not a finite number", ErrConfig, c.ZipfExponent)
 	case c.Scenario == ScenarioZipf && c.ZipfExponent < zipfExponentMin:
 		return fmt.Errorf("%w: zipf exponent %g below %g", ErrConfig, c.ZipfExponent, zipfExponentMin)
 	case c.Scenario == ScenarioReserve && (c.ReserveTTL < reserveTTLMin || c.ReserveTTL > reserveTTLMax):
 		return fmt.Errorf("%w: reserve ttl %v not in %v..%v", ErrConfig, c.ReserveTTL, reserveTTLMin, reserveTTLMax)
-	case c.ConfirmRatio < 0 || c.CancelRatio < 0 || c.ConfirmRatio+c.CancelRatio > 1:
+	case !finite(c.ConfirmRatio) || !finite(c.CancelRatio) ||
+		c.ConfirmRatio < 0 || c.CancelRatio < 0 || c.ConfirmRatio+c.CancelRatio > 1:
 		return fmt.Errorf("%w: confirm ratio %g + cancel ratio %g must be within 0..1", ErrConfig, c.ConfirmRatio, c.CancelRatio)
-	case c.ReturnRatio < 0 || c.ReturnRatio > 1:
+	case !finite(c.ReturnRatio) || c.ReturnRatio < 0 || c.ReturnRatio > 1:
 		return fmt.Errorf("%w: return ratio %g not in 0..1", ErrConfig, c.ReturnRatio)
 	}
 	return nil
 }
+
+// finite tells whether v is neither NaN nor infinite. Range checks alone let
+// NaN through: every comparison with it is false.
+func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -24,5 +26,25 @@ func TestBenchCPUProfile(t *testing.T) {
 	bad := filepath.Join(t.TempDir(), "missing", "cpu.prof")
 	if err := benchMain([]string{"--targets", "engine", "--requests", "10", "--quiet", "--cpuprofile", bad}); err == nil {
 		t.Fatalf("bench with --cpuprofile %s: no error", bad)
+	}
+}
+
+// TestBenchFlagsRejected: a bad value is refused when the command line is
+// parsed, with a usage error (exit code 2), before any target runs.
+func TestBenchFlagsRejected(t *testing.T) {
+	for _, args := range [][]string{
+		{"--rate", "NaN"},
+		{"--rate", "+Inf"},
+		{"--zipf-s", "NaN"},
+		{"--scenario", "zipf", "--zipf-s", "+Inf"},
+		{"--confirm-ratio", "NaN"},
+		{"--cancel-ratio", "NaN"},
+		{"--return-ratio", "NaN"},
+	} {
+		_, _, err := parseBenchFlags(args, io.Discard)
+		var ue *exitError
+		if err == nil || !errors.As(err, &ue) || ue.code != 2 {
+			t.Errorf("%q: %v, want a usage error", args, err)
+		}
 	}
 }

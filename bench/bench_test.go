@@ -394,6 +394,9 @@ func TestConfigValidate(t *testing.T) {
 		func(c *Config) { c.Qty = 0 },
 		func(c *Config) { c.Prefix = "a b" },
 		func(c *Config) { c.ConfirmRatio, c.CancelRatio = 0.8, 0.5 },
+		func(c *Config) { c.Rate = -1 },
+		func(c *Config) { c.Rate = 1e-11 }, // one flow per 3,000 years
+		func(c *Config) { c.Rate = RateMin / 2 },
 	}
 	// Every comparison with NaN is false, so each float is also tried with
 	// NaN and both infinities, whatever the scenario.
@@ -414,9 +417,39 @@ func TestConfigValidate(t *testing.T) {
 			t.Errorf("case %d: %v, want ErrConfig", i, err)
 		}
 	}
-	c := DefaultConfig()
-	if err := c.Validate(); err != nil {
-		t.Fatal(err)
+	for _, rate := range []float64{0, RateMin, RateMax} {
+		c := DefaultConfig()
+		c.Rate = rate
+		if err := c.Validate(); err != nil {
+			t.Fatalf("rate %g: %v", rate, err)
+		}
+	}
+}
+
+// countTarget acknowledges every request and counts them.
+type countTarget struct{ n atomic.Int64 }
+
+func (f *countTarget) Info() Info                             { return Info{Name: "count", InProcess: true} }
+func (f *countTarget) Setup(context.Context, *Workload) error { return nil }
+func (f *countTarget) Close() error                           { return nil }
+func (f *countTarget) Do(context.Context, *Step) Outcome {
+	f.n.Add(1)
+	return Outcome{Status: StatusOK}
+}
+func (f *countTarget) Observe(context.Context, []string) ([]Observed, error) { return nil, nil }
+
+// TestOpenLoopScheduleBeyondDuration: a flow scheduled far past the run's
+// end is not sent, however far (the schedule's offset must not overflow into
+// the past and flood the target). Validate refuses such a rate; runLoad is
+// called directly to check the schedule itself.
+func TestOpenLoopScheduleBeyondDuration(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Rate, cfg.Concurrency, cfg.Duration = 1e-11, 4, 200*time.Millisecond
+	wl := NewWorkload(cfg, "sched")
+	tgt := &countTarget{}
+	lr := runLoad(context.Background(), cfg, wl, tgt, NewLedger(cfg))
+	if lr.flows != 1 || tgt.n.Load() != 1 {
+		t.Fatalf("%d flows, %d requests at rate %g for %v; want 1 (the flow at time 0)", lr.flows, tgt.n.Load(), cfg.Rate, cfg.Duration)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 // loop is bounded in count and in time.
 const (
 	ConcurrencyMax    = 4096
+	RateMin           = 0.001      // flows per second: one per 1000 s (0 is the closed loop)
 	RateMax           = 10_000_000 // flows per second
 	DurationMax       = time.Hour
 	RequestsMax       = 1_000_000_000 // flows per target run
@@ -59,7 +60,8 @@ type Config struct {
 	// flows, and the open loop's bound on in-flight flows.
 	Concurrency int
 	// Rate > 0 selects the open loop: flows start on a fixed schedule of Rate
-	// per second, and latency counts from the scheduled time.
+	// per second (RateMin..RateMax), and latency counts from the scheduled
+	// time.
 	Rate float64
 	// Duration bounds each target's run; Requests, when > 0, bounds the
 	// number of flows too (the run ends at whichever comes first).
@@ -96,8 +98,8 @@ func (c *Config) Validate() error {
 	switch {
 	case c.Concurrency < 1 || c.Concurrency > ConcurrencyMax:
 		return fmt.Errorf("%w: concurrency %d not in 1..%d", ErrConfig, c.Concurrency, ConcurrencyMax)
-	case !finite(c.Rate) || c.Rate < 0 || c.Rate > RateMax:
-		return fmt.Errorf("%w: rate %g not in 0..%d", ErrConfig, c.Rate, RateMax)
+	case !finite(c.Rate) || c.Rate < 0 || c.Rate > RateMax || c.Rate > 0 && c.Rate < RateMin:
+		return fmt.Errorf("%w: rate %g: want 0 (closed loop) or %g..%d", ErrConfig, c.Rate, RateMin, RateMax)
 	case c.Duration <= 0 || c.Duration > DurationMax:
 		return fmt.Errorf("%w: duration %v not in (0, %v]", ErrConfig, c.Duration, DurationMax)
 	case c.Requests < 0 || c.Requests > RequestsMax:

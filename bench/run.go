@@ -327,10 +327,13 @@ func runLoad(ctx context.Context, cfg Config, wl *Workload, t Target, l *Ledger)
 				}
 				var start time.Time
 				if interval > 0 {
-					start = t0.Add(time.Duration(float64(i) * interval))
-					if start.After(deadline) {
+					// Compared before the conversion: a flow scheduled far
+					// enough ahead would overflow a Duration into the past.
+					offset := float64(i) * interval
+					if offset > float64(cfg.Duration) {
 						return
 					}
+					start = t0.Add(time.Duration(offset))
 					if d := time.Until(start); d > 0 {
 						time.Sleep(d)
 					}

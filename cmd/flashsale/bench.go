@@ -123,7 +123,7 @@ func parseBenchFlags(args []string, out io.Writer) (f benchFlags, help bool, err
 	fs.DurationVar(&c.ReserveTTL, "reserve-ttl", c.ReserveTTL, "reserve: reservation TTL (1s..1m)")
 	fs.Float64Var(&c.ReturnRatio, "return-ratio", c.ReturnRatio, "returns: share of sales partly returned")
 	fs.IntVar(&c.Concurrency, "concurrency", c.Concurrency, "workers (closed loop: flows in flight; open loop: the bound on them); also connections")
-	fs.Float64Var(&c.Rate, "rate", 0, "open loop: flows per second (0: closed loop)")
+	fs.Float64Var(&c.Rate, "rate", 0, fmt.Sprintf("open loop: flows per second, %g..%d (0: closed loop)", bench.RateMin, bench.RateMax))
 	fs.DurationVar(&c.Duration, "duration", c.Duration, "run time per target")
 	fs.Int64Var(&c.Requests, "requests", 0, "flows per target (0: as many as --duration allows)")
 	fs.DurationVar(&c.RequestTimeout, "timeout", c.RequestTimeout, "per-request timeout")

@@ -35,6 +35,8 @@ func TestBenchFlagsRejected(t *testing.T) {
 	for _, args := range [][]string{
 		{"--rate", "NaN"},
 		{"--rate", "+Inf"},
+		{"--rate", "1e-11"}, // below bench.RateMin
+		{"--rate", "-1"},
 		{"--zipf-s", "NaN"},
 		{"--scenario", "zipf", "--zipf-s", "+Inf"},
 		{"--confirm-ratio", "NaN"},

@@ -55,9 +55,9 @@ func (t *HTTPTarget) Info() Info {
 
 // Setup connects and, unless Noop, creates the catalog with the admin token.
 func (t *HTTPTarget) Setup(ctx context.Context, w *Workload) error {
-	u, err := url.Parse(t.URL)
-	if err != nil || u.Scheme != "http" || u.Host == "" {
-		return fmt.Errorf("http target: url %q: want http://host:port", t.URL)
+	u, err := ParseURL(t.URL)
+	if err != nil {
+		return fmt.Errorf("http target: %w", err)
 	}
 	cfg := w.Config()
 	if t.Conns <= 0 {
@@ -88,6 +88,16 @@ func (t *HTTPTarget) Setup(ctx context.Context, w *Workload) error {
 		}
 	}
 	return nil
+}
+
+// ParseURL parses a server's base URL as HTTPTarget.URL wants it:
+// http://host:port (the client speaks plain HTTP only).
+func ParseURL(raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme != "http" || u.Host == "" {
+		return nil, fmt.Errorf("url %q: want http://host:port", raw)
+	}
+	return u, nil
 }
 
 // call sends one request outside the load (setup, verification).

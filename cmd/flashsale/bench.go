@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -96,6 +97,7 @@ type benchFlags struct {
 	redisAddr, redisFsync, dsn string
 	httpServer, jsonPath       string
 	pngPath, cpuProfile        string
+	redisFsyncs                []string // one redis-lua run each; "" for keep
 	serverPID                  int
 	compare, quiet             bool
 }
@@ -179,6 +181,26 @@ func parseBenchFlags(args []string, out io.Writer) (f benchFlags, help bool, err
 	if f.httpServer != "process" && f.httpServer != "inprocess" {
 		return f, false, usageError(fmt.Errorf("bench: --http-server %q: want process or inprocess", f.httpServer))
 	}
+	// What a target would refuse only at its Setup is refused here, before
+	// the targets ahead of it have run.
+	if f.url != "" {
+		if _, err := bench.ParseURL(f.url); err != nil {
+			return f, false, usageError(fmt.Errorf("bench: --url: %w", err))
+		}
+	}
+	if f.serverPID < 0 {
+		return f, false, usageError(fmt.Errorf("bench: --server-pid %d: want a pid, or 0 for none", f.serverPID))
+	}
+	for _, v := range strings.Split(f.redisFsync, ",") {
+		switch v = strings.TrimSpace(v); {
+		case v == "keep":
+			f.redisFsyncs = append(f.redisFsyncs, "")
+		case slices.Contains(bench.RedisAppendFsyncValues, v):
+			f.redisFsyncs = append(f.redisFsyncs, v)
+		default:
+			return f, false, usageError(fmt.Errorf("bench: --redis-appendfsync %q: %q is not always, everysec, no or keep", f.redisFsync, v))
+		}
+	}
 	return f, false, nil
 }
 
@@ -223,11 +245,7 @@ func benchMain(args []string) error {
 			}
 			targets = append(targets, &bench.HTTPTarget{URL: url, AdminToken: token, ServerPID: pid, Noop: name == "noop"})
 		case "redis-lua":
-			for _, v := range strings.Split(f.redisFsync, ",") {
-				v = strings.TrimSpace(v)
-				if v == "keep" {
-					v = ""
-				}
+			for _, v := range f.redisFsyncs {
 				targets = append(targets, &bench.RedisTarget{Addr: f.redisAddr, AppendFsync: v})
 			}
 		case "mysql-update", "mysql-task":

@@ -5,7 +5,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
+	"time"
 )
 
 // TestBenchCPUProfile: --cpuprofile writes a profile of the run (a gzipped
@@ -42,11 +44,44 @@ func TestBenchFlagsRejected(t *testing.T) {
 		{"--confirm-ratio", "NaN"},
 		{"--cancel-ratio", "NaN"},
 		{"--return-ratio", "NaN"},
+		{"--redis-appendfsync", "bogus"},
+		{"--redis-appendfsync", "always,"}, // an empty entry is not a run
+		{"--redis-appendfsync", ""},
+		{"--url", "ftp://x"},
+		{"--url", "not a url"},
+		{"--url", "http://"},
+		{"--server-pid", "-1"},
 	} {
 		_, _, err := parseBenchFlags(args, io.Discard)
 		var ue *exitError
 		if err == nil || !errors.As(err, &ue) || ue.code != 2 {
 			t.Errorf("%q: %v, want a usage error", args, err)
 		}
+	}
+}
+
+// TestBenchFlagsAccepted: the values the bad ones above are told apart from.
+func TestBenchFlagsAccepted(t *testing.T) {
+	args := []string{"--redis-appendfsync", " keep,no , always", "--url", "http://127.0.0.1:8080/", "--server-pid", "42"}
+	f, _, err := parseBenchFlags(args, io.Discard)
+	if err != nil {
+		t.Fatalf("%q: %v", args, err)
+	}
+	if f.url != "http://127.0.0.1:8080/" || f.serverPID != 42 || !slices.Equal(f.redisFsyncs, []string{"", "no", "always"}) {
+		t.Fatalf("%q: url %q, server pid %d, appendfsync runs %q", args, f.url, f.serverPID, f.redisFsyncs)
+	}
+}
+
+// TestBenchBadAppendFsyncStopsFirst: a bad --redis-appendfsync stops the
+// command with exit code 2 before the targets listed ahead of redis-lua run.
+func TestBenchBadAppendFsyncStopsFirst(t *testing.T) {
+	start := time.Now()
+	err := benchMain([]string{"--targets", "engine,redis-lua", "--redis-appendfsync", "bogus", "--duration", "2s", "--quiet"})
+	var ue *exitError
+	if err == nil || !errors.As(err, &ue) || ue.code != 2 {
+		t.Fatalf("err %v, want a usage error", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("took %v: the engine target ran first", d)
 	}
 }

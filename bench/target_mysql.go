@@ -15,8 +15,8 @@ import (
 // MySQL peer limits.
 const (
 	// mysqlConnsReserve is how many of the server's max_connections the
-	// harness leaves to others; the pool is min(workers, max_connections -
-	// mysqlConnsReserve).
+	// harness leaves to others; the pool is max(mysqlConnsMin, min(workers,
+	// max_connections - mysqlConnsReserve)).
 	mysqlConnsReserve = 20
 	mysqlConnsMin     = 4
 	// mysqlInsertBatchRows bounds the rows of one INSERT when loading stock.

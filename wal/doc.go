@@ -65,9 +65,23 @@
 // of its first record as 8 bytes, big-endian ([Key]), so Pebble's byte order
 // is seq order. Chunks follow each other without holes or overlaps: the chunk
 // after the one at seq k holding n records is keyed k+n. The record with seq
-// s is in the last chunk keyed at or below s. One more key, "\xffmeta:floor",
-// sorts after every chunk key and holds the truncation floor (8 bytes,
-// big-endian): the lowest seq that has not been truncated.
+// s is in the last chunk keyed at or below s. Two more keys, the meta keys,
+// sort after every chunk key (a chunk key starts with byte 0x00, since seqs
+// stay below 2^53; a meta key with 0xff), so no bounded walk over the chunks
+// ever meets them:
+//
+//   - "\xffmeta:floor" holds the truncation floor (8 bytes, big-endian): the
+//     lowest seq that has not been truncated. Absent until the first
+//     truncation.
+//   - "\xffmeta:id" holds the log's identity ([Log.ID]): 32 characters of
+//     lowercase hex, the encoding of 16 bytes ([IDRandBytes]) drawn at random
+//     when the log was created. It never changes, truncation included. A
+//     reader that keeps a position in the log elsewhere (the syncer's
+//     checkpoint in MySQL) stores the id with it, so that a new log with as
+//     many records is never taken for the old one. Logs written before ids
+//     existed have no such key: the first Open by a version that knows ids
+//     creates one, so every open log has an id. Any value that is not 32
+//     lowercase hex characters is corrupt.
 //
 // # Chunk format, version 2
 //
@@ -193,7 +207,7 @@
 //
 //  1. Pebble opens the directory and replays its own write-ahead log,
 //     stopping at the first torn or corrupt entry at its tail.
-//  2. The floor is read from the meta key (1 if absent; a value that is not
+//  2. The floor is read from its meta key (1 if absent; a value that is not
 //     8 bytes holding 1..SeqMax+1 is corrupt).
 //  3. The last chunk is read and checked whole (a corrupt one fails Open
 //     with [ErrCorrupt]): its key k plus its count n gives the highest seq
@@ -203,7 +217,12 @@
 //     record was truncated.
 //  4. The first chunk is read and checked; First() starts at the larger of
 //     the floor and its key (the floor, when that chunk straddles it).
-//  5. The committer starts; every record present at Open is durable.
+//  5. The id is read from its meta key (a malformed one is corrupt). When
+//     there is none, one is drawn ([Options.Rand], crypto/rand by default)
+//     and committed with pebble.Sync before Open returns, so an id that any
+//     caller has seen survives a crash. A crash before that commit leaves a
+//     log with no id, and the next Open draws another: nobody saw the first.
+//  6. The committer starts; every record present at Open is durable.
 //
 // Open checks only the first and last chunks; [Log.Read] checks every chunk
 // it visits, and that each starts where the previous one ended. Readers

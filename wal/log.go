@@ -2,9 +2,12 @@ package wal
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -54,6 +57,9 @@ type Options struct {
 	BatchBytesMax   int
 	QueueRecordsMax int
 	Logger          *slog.Logger // nil: discard
+	// Rand is read for the log's id (IDRandBytes bytes) when Open finds none:
+	// nil means crypto/rand. Tests inject a seeded reader to replay a run.
+	Rand io.Reader
 	// OnCommit, if set, is called after each commit with its record count,
 	// byte size and duration (for metrics). It runs on the committer goroutine.
 	OnCommit func(records, bytes int, took time.Duration)
@@ -78,6 +84,9 @@ func (o *Options) setDefaults() {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if o.Rand == nil {
+		o.Rand = rand.Reader
+	}
 }
 
 // group is a run of consecutive records committed together, as one chunk
@@ -97,6 +106,7 @@ const groupRetainMax = 2 << 20
 type Log struct {
 	db   *pebble.DB
 	opts Options
+	id   string // set by Open, never changed
 
 	mu      sync.Mutex
 	work    sync.Cond // signalled when a group is ready or on close
@@ -114,14 +124,26 @@ type Log struct {
 	free    chan *group // acked groups for reuse (buffers and ack slices)
 }
 
-var metaFloorKey = []byte("\xffmeta:floor")
+// Meta keys sort after every chunk key (a chunk key's first byte is 0x00, as
+// seqs stay below 2^53), so the bounded iterators of scan, Read and Truncate
+// never see them. Part of the on-disk format.
+var (
+	metaFloorKey = []byte("\xffmeta:floor")
+	metaIDKey    = []byte("\xffmeta:id")
+)
+
+// IDRandBytes is the number of random bytes in a log's id; the id is their
+// lowercase hex (2*IDRandBytes characters). Part of the on-disk format.
+const IDRandBytes = 16
 
 // Key returns the Pebble key of the chunk whose first record is seq: 8 bytes,
 // big-endian, so keys sort in seq order. Part of the on-disk format.
 func Key(seq uint64) []byte { return binary.BigEndian.AppendUint64(nil, seq) }
 
 // Open opens (or creates) the log in dir and starts its committer. Every
-// record present on open is durable: its seq is at or below Durable().
+// record present on open is durable: its seq is at or below Durable(). A log
+// without an id (a new one, or one written before ids existed) gets one,
+// stored with fsync before Open returns; see ID.
 func Open(dir string, opts Options) (*Log, error) {
 	opts.setDefaults()
 	db, err := pebble.Open(dir, &pebble.Options{
@@ -141,11 +163,82 @@ func Open(dir string, opts Options) (*Log, error) {
 		db.Close()
 		return nil, fmt.Errorf("wal: open %s: %w", dir, err)
 	}
+	if l.id, err = l.loadID(opts.Rand); err != nil {
+		if l.err == nil {
+			db.Close()
+		}
+		return nil, fmt.Errorf("wal: open %s: %w", dir, err)
+	}
 	l.next = last + 1
 	l.durable.Store(last)
 	l.first.Store(floor)
 	go l.commitLoop()
 	return l, nil
+}
+
+// ID returns the log's identity: 2*IDRandBytes lowercase hex characters,
+// drawn at random when the log was created and kept for its whole life
+// (truncation does not touch it). Two logs never share an id, so a reader
+// that remembers how far it read (the syncer's checkpoint) can tell its log
+// from another one that merely has as many records. Logs written before ids
+// existed get one at their first Open by this version.
+func (l *Log) ID() string { return l.id }
+
+// loadID reads the log's id from its meta key, or, when there is none (a
+// new log, or one written before ids existed), draws one from rnd and stores
+// it with fsync before Open returns: an id handed out is never lost. A value
+// that is not a well-formed id is corrupt. Called by Open before the
+// committer starts.
+func (l *Log) loadID(rnd io.Reader) (string, error) {
+	v, closer, err := l.db.Get(metaIDKey)
+	if err == nil {
+		id := string(v)
+		closer.Close()
+		if !ValidLogID(id) {
+			return "", fmt.Errorf("%w: id key holds %q", ErrCorrupt, id)
+		}
+		return id, nil
+	}
+	if !errors.Is(err, pebble.ErrNotFound) {
+		return "", fmt.Errorf("read id: %w", err)
+	}
+	var raw [IDRandBytes]byte
+	if _, err := io.ReadFull(rnd, raw[:]); err != nil {
+		return "", fmt.Errorf("draw id: %w", err)
+	}
+	id := hex.EncodeToString(raw[:])
+	if !ValidLogID(id) {
+		panic(fmt.Sprintf("wal: drew an invalid id %q", id))
+	}
+	b := l.db.NewBatch()
+	if err := b.Set(metaIDKey, []byte(id), nil); err != nil {
+		b.Close()
+		return "", fmt.Errorf("store id: %w", err)
+	}
+	if err := l.commit(b); err != nil {
+		// Pebble's commit pipeline is broken after a failed commit: the
+		// log is failed, and Open leaves the files as they are (as Close
+		// does).
+		l.err = fmt.Errorf("%w: store id: %w", ErrFailed, err)
+		return "", l.err
+	}
+	b.Close()
+	return id, nil
+}
+
+// ValidLogID reports whether id has the form of a log id: exactly
+// 2*IDRandBytes characters of lowercase hex.
+func ValidLogID(id string) bool {
+	if len(id) != 2*IDRandBytes {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // scan reads the floor and the first and last chunks: it returns First() and

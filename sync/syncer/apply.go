@@ -34,7 +34,21 @@ var (
 	ErrFlowConflict = errors.New("syncer: stock_flow has rows beyond the checkpoint")
 	// ErrSchemaTooNew: the database was migrated by a newer binary.
 	ErrSchemaTooNew = errors.New("syncer: schema newer than this binary")
+	// ErrForeignLog: the checkpoint row is pinned to another log
+	// (sync_checkpoint.log_id is not this log's wal.Log.ID), so its seq
+	// counts records of that log, not of this one. Folding would append
+	// this log's records after the other's and mark records synced that
+	// never were. Permanent: the syncer writes nothing; see docs/sync.md.
+	ErrForeignLog = errors.New("syncer: MySQL checkpoint belongs to another log")
 )
+
+// foreignLog is the ErrForeignLog error for checkpoint name pinned to
+// pinned while this syncer reads log mine.
+func foreignLog(name string, cp uint64, pinned, mine string) error {
+	return fmt.Errorf("%w: checkpoint %q (seq %d) was written from log %s, this server's log is %s;"+
+		" start the server on that log's data directory, or sync this log into another database, or, if that"+
+		" log is lost, use --rebuild-from-mysql (docs/sync.md)", ErrForeignLog, name, cp, pinned, mine)
+}
 
 // errDuplicate matches MySQL's duplicate-key error.
 var errDuplicate = &mysql.MySQLError{Number: 1062}
@@ -49,14 +63,23 @@ var errDuplicate = &mysql.MySQLError{Number: 1062}
 // (etcd's cindex). It returns how many entries it folded and the checkpoint
 // after the call. When Commit fails the outcome is unknown; the next call
 // finds out from the checkpoint.
-func applyBatch(ctx context.Context, db *sql.DB, name string, entries []Entry, now time.Time) (folded int, checkpoint uint64, err error) {
+//
+// The entries come from the log whose wal.Log.ID is logID. The checkpoint
+// row is pinned to one log: under the same lock, before anything is folded,
+// a row pinned to another log is refused (ErrForeignLog, nothing written),
+// and a row not yet pinned (new, or older than the log_id column) is claimed
+// for logID, in this transaction.
+func applyBatch(ctx context.Context, db *sql.DB, name, logID string, entries []Entry, now time.Time) (folded int, checkpoint uint64, err error) {
+	if logID == "" {
+		panic("syncer: applyBatch without a log id")
+	}
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, 0, fmt.Errorf("syncer: begin: %w", err)
 	}
 	defer tx.Rollback()
 
-	cp, err := lockCheckpoint(ctx, tx, name, now)
+	cp, claimed, err := lockCheckpoint(ctx, tx, name, logID, now)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -66,6 +89,12 @@ func applyBatch(ctx context.Context, db *sql.DB, name string, entries []Entry, n
 	}
 	entries = entries[skip:]
 	if len(entries) == 0 {
+		if claimed {
+			// Nothing to fold, but keep the claim.
+			if err := tx.Commit(); err != nil {
+				return 0, cp, fmt.Errorf("syncer: commit the claim of checkpoint %q: %w", name, err)
+			}
+		}
 		return 0, cp, nil // all re-delivered: nothing to do (the deferred Rollback releases the lock)
 	}
 	for i := range entries {
@@ -92,22 +121,35 @@ func applyBatch(ctx context.Context, db *sql.DB, name string, entries []Entry, n
 }
 
 // lockCheckpoint reads the checkpoint row with FOR UPDATE, creating it at 0
-// when missing. A concurrent creator makes this fail with a duplicate key,
-// which the caller's retry resolves.
-func lockCheckpoint(ctx context.Context, tx *sql.Tx, name string, now time.Time) (uint64, error) {
-	var cp uint64
-	err := tx.QueryRowContext(ctx, "SELECT seq FROM sync_checkpoint WHERE name = ? FOR UPDATE", name).Scan(&cp)
+// for logID when missing. A concurrent creator makes this fail with a
+// duplicate key, which the caller's retry resolves. A row pinned to another
+// log is ErrForeignLog; a row pinned to none (an empty log_id: written before
+// the column existed) is claimed for logID (claimed is true; the caller commits
+// the claim with the transaction).
+func lockCheckpoint(ctx context.Context, tx *sql.Tx, name, logID string, now time.Time) (cp uint64, claimed bool, err error) {
+	var pinned string
+	err = tx.QueryRowContext(ctx, "SELECT seq, log_id FROM sync_checkpoint WHERE name = ? FOR UPDATE", name).Scan(&cp, &pinned)
 	if errors.Is(err, sql.ErrNoRows) {
-		if _, err := tx.ExecContext(ctx, "INSERT INTO sync_checkpoint (name, seq, updated_at) VALUES (?, 0, ?)",
-			name, sqlTime(now)); err != nil {
-			return 0, fmt.Errorf("syncer: create checkpoint %q: %w", name, err)
+		if _, err := tx.ExecContext(ctx, "INSERT INTO sync_checkpoint (name, seq, log_id, updated_at) VALUES (?, 0, ?, ?)",
+			name, logID, sqlTime(now)); err != nil {
+			return 0, false, fmt.Errorf("syncer: create checkpoint %q: %w", name, err)
 		}
-		return 0, nil
+		return 0, false, nil
 	}
 	if err != nil {
-		return 0, fmt.Errorf("syncer: lock checkpoint %q: %w", name, err)
+		return 0, false, fmt.Errorf("syncer: lock checkpoint %q: %w", name, err)
 	}
-	return cp, nil
+	switch pinned {
+	case logID:
+		return cp, false, nil
+	case "":
+		if _, err := tx.ExecContext(ctx, "UPDATE sync_checkpoint SET log_id = ? WHERE name = ?", logID, name); err != nil {
+			return 0, false, fmt.Errorf("syncer: claim checkpoint %q for log %s: %w", name, logID, err)
+		}
+		return cp, true, nil
+	default:
+		return 0, false, foreignLog(name, cp, pinned, logID)
+	}
 }
 
 // insertFlow inserts rows with multi-row INSERTs of at most insertRowsMax rows.
@@ -170,15 +212,21 @@ func upsertSummary(ctx context.Context, tx *sql.Tx, deltas []skuDelta, now time.
 
 // ReadCheckpoint returns the checkpoint called name (0 when it does not exist).
 func ReadCheckpoint(ctx context.Context, db *sql.DB, name string) (uint64, error) {
-	var cp uint64
-	err := db.QueryRowContext(ctx, "SELECT seq FROM sync_checkpoint WHERE name = ?", name).Scan(&cp)
+	cp, _, err := readCheckpointRow(ctx, db, name)
+	return cp, err
+}
+
+// readCheckpointRow returns the checkpoint called name and the id of the log
+// it is pinned to (empty when it is pinned to none, or does not exist).
+func readCheckpointRow(ctx context.Context, db *sql.DB, name string) (cp uint64, logID string, err error) {
+	err = db.QueryRowContext(ctx, "SELECT seq, log_id FROM sync_checkpoint WHERE name = ?", name).Scan(&cp, &logID)
 	if errors.Is(err, sql.ErrNoRows) {
-		return 0, nil
+		return 0, "", nil
 	}
 	if err != nil {
-		return 0, fmt.Errorf("syncer: read checkpoint %q: %w", name, err)
+		return 0, "", fmt.Errorf("syncer: read checkpoint %q: %w", name, err)
 	}
-	return cp, nil
+	return cp, logID, nil
 }
 
 // OpenDB opens a MySQL pool for dsn with the settings the syncer relies on:

@@ -3,6 +3,7 @@ package syncer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -43,6 +44,9 @@ func script() []Entry {
 	return out
 }
 
+// scriptLogID is the id of the log script() stands for.
+const scriptLogID = "5c41970000000000000000000000a001"
+
 // scriptState is script()'s fold, by hand.
 var scriptState = map[string]Counts{
 	// A: total 100-20=80; sold 3+5-1=7; reserved 2; available 71.
@@ -67,13 +71,13 @@ func TestApplyBatchRedeliveryChangesNothing(t *testing.T) {
 	}
 	es := script()
 	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	n, cp, err := applyBatch(ctx, db, CheckpointNameDefault, es[:8], now)
+	n, cp, err := applyBatch(ctx, db, CheckpointNameDefault, scriptLogID, es[:8], now)
 	if err != nil || n != 8 || cp != 8 {
 		t.Fatalf("first batch: n=%d cp=%d err=%v", n, cp, err)
 	}
 	before := dumpTables(t, db)
 	// The same batch again, later: nothing changes, not even updated_at.
-	n, cp, err = applyBatch(ctx, db, CheckpointNameDefault, es[:8], now.Add(time.Hour))
+	n, cp, err = applyBatch(ctx, db, CheckpointNameDefault, scriptLogID, es[:8], now.Add(time.Hour))
 	if err != nil || n != 0 || cp != 8 {
 		t.Fatalf("re-delivery: n=%d cp=%d err=%v", n, cp, err)
 	}
@@ -81,12 +85,12 @@ func TestApplyBatchRedeliveryChangesNothing(t *testing.T) {
 		t.Fatalf("re-delivery changed the tables:\nbefore %+v\nafter  %+v", before, after)
 	}
 	// An overlapping batch folds only what is new.
-	n, cp, err = applyBatch(ctx, db, CheckpointNameDefault, es[5:], now)
+	n, cp, err = applyBatch(ctx, db, CheckpointNameDefault, scriptLogID, es[5:], now)
 	if err != nil || n != len(es)-8 || cp != uint64(len(es)) {
 		t.Fatalf("overlap: n=%d cp=%d err=%v", n, cp, err)
 	}
 	full := dumpTables(t, db)
-	if _, _, err := applyBatch(ctx, db, CheckpointNameDefault, es, now.Add(time.Hour)); err != nil {
+	if _, _, err := applyBatch(ctx, db, CheckpointNameDefault, scriptLogID, es, now.Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 	if again := dumpTables(t, db); !again.equal(full) {
@@ -94,7 +98,7 @@ func TestApplyBatchRedeliveryChangesNothing(t *testing.T) {
 	}
 	// A batch that would leave a gap is refused and writes nothing.
 	gap := []Entry{{Seq: uint64(len(es) + 2), Record: es[0].Record}}
-	if _, _, err := applyBatch(ctx, db, CheckpointNameDefault, gap, now); !errors.Is(err, ErrGap) {
+	if _, _, err := applyBatch(ctx, db, CheckpointNameDefault, scriptLogID, gap, now); !errors.Is(err, ErrGap) {
 		t.Fatalf("gap: err=%v, want ErrGap", err)
 	}
 	if again := dumpTables(t, db); !again.equal(full) {
@@ -142,26 +146,40 @@ func TestFoldKeepsTotalEqualToParts(t *testing.T) {
 }
 
 // TestSyncerRefusesForeignTables starts a syncer for a fresh log against
-// tables that another (lost) log filled: it must stop, not mix the two.
+// tables that another (lost) log filled: it must stop, not mix the two. A
+// checkpoint pinned to the other log stops it with ErrForeignLog; one pinned
+// to none (written before log_id existed) and beyond the fresh log's end with
+// ErrCheckpointAhead.
 func TestSyncerRefusesForeignTables(t *testing.T) {
-	db := openTestDB(t, testDatabase(t))
-	ctx := context.Background()
-	if err := Migrate(ctx, db); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := applyBatch(ctx, db, CheckpointNameDefault, script(), time.Now()); err != nil {
-		t.Fatal(err)
-	}
-	eng := openEngine(t, t.TempDir())
-	defer eng.Close()
-	s := Start(Config{DB: db, Log: eng.Log(), MarkSynced: eng.MarkSynced})
-	defer s.Close()
-	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if err := s.WaitSynced(wctx, 100); !errors.Is(err, ErrCheckpointAhead) {
-		t.Fatalf("err %v, want ErrCheckpointAhead", err)
-	}
-	if st := s.Status(); st.Running || st.Stopped == "" {
-		t.Fatalf("status %+v", st)
+	for _, unpinned := range []bool{false, true} {
+		t.Run(fmt.Sprintf("unpinned=%v", unpinned), func(t *testing.T) {
+			db := openTestDB(t, testDatabase(t))
+			ctx := context.Background()
+			if err := Migrate(ctx, db); err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := applyBatch(ctx, db, CheckpointNameDefault, scriptLogID, script(), time.Now()); err != nil {
+				t.Fatal(err)
+			}
+			want := ErrForeignLog
+			if unpinned {
+				if _, err := db.Exec("UPDATE sync_checkpoint SET log_id = ''"); err != nil {
+					t.Fatal(err)
+				}
+				want = ErrCheckpointAhead
+			}
+			eng := openEngine(t, t.TempDir())
+			defer eng.Close()
+			s := Start(Config{DB: db, Log: eng.Log(), MarkSynced: eng.MarkSynced})
+			defer s.Close()
+			wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			defer cancel()
+			if err := s.WaitSynced(wctx, 100); !errors.Is(err, want) {
+				t.Fatalf("err %v, want %v", err, want)
+			}
+			if st := s.Status(); st.Running || st.Stopped == "" {
+				t.Fatalf("status %+v", st)
+			}
+		})
 	}
 }

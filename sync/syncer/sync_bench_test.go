@@ -45,7 +45,7 @@ func BenchmarkFoldVsRowPerTx(b *testing.B) {
 	b.ResetTimer()
 	start := time.Now()
 	for i := 0; i < len(es); i += BatchRecordsMax {
-		if _, _, err := applyBatch(ctx, db, CheckpointNameDefault, es[i:min(len(es), i+BatchRecordsMax)], now); err != nil {
+		if _, _, err := applyBatch(ctx, db, CheckpointNameDefault, scriptLogID, es[i:min(len(es), i+BatchRecordsMax)], now); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -37,13 +37,19 @@ const (
 	RetryBackoffMax = 5 * time.Second
 )
 
+// logIDBytesMax is the width of sync_checkpoint.log_id.
+const logIDBytesMax = 64
+
 // CheckpointNameDefault is the sync_checkpoint row the syncer uses unless
 // told otherwise.
 const CheckpointNameDefault = "flashsale"
 
 // Source is the log the syncer tails; *wal.Log implements it. Read never
-// hands out records beyond Durable.
+// hands out records beyond Durable. ID names the log for good (wal.Log.ID):
+// the checkpoint is pinned to it, so that the seqs of another log are never
+// taken for this one's. It must not be empty and must not change.
 type Source interface {
+	ID() string
 	Durable() uint64
 	First() uint64
 	WaitDurable(ctx context.Context, after uint64) (uint64, error)
@@ -122,6 +128,9 @@ func Start(cfg Config) *Syncer {
 	if cfg.DB == nil || cfg.Log == nil {
 		panic("syncer: Start needs Config.DB and Config.Log")
 	}
+	if id := cfg.Log.ID(); id == "" || len(id) > logIDBytesMax {
+		panic(fmt.Sprintf("syncer: Config.Log.ID() is %q, want 1..%d bytes", id, logIDBytesMax))
+	}
 	if cfg.Name == "" {
 		cfg.Name = CheckpointNameDefault
 	}
@@ -165,7 +174,7 @@ func (s *Syncer) Close() error {
 // permanent reports whether err cannot heal by retrying.
 func permanent(err error) bool {
 	return errors.Is(err, ErrGap) || errors.Is(err, ErrCheckpointAhead) || errors.Is(err, ErrFlowConflict) ||
-		errors.Is(err, ErrSchemaTooNew) || errors.Is(err, wal.ErrCorrupt)
+		errors.Is(err, ErrSchemaTooNew) || errors.Is(err, ErrForeignLog) || errors.Is(err, wal.ErrCorrupt)
 }
 
 // run migrates, loads the checkpoint, then folds batches until ctx ends or a
@@ -225,23 +234,32 @@ func (s *Syncer) start(ctx context.Context) error {
 	if err := Migrate(ctx, s.cfg.DB); err != nil {
 		return err
 	}
-	cp, err := ReadCheckpoint(ctx, s.cfg.DB, s.cfg.Name)
+	cp, pinned, err := readCheckpointRow(ctx, s.cfg.DB, s.cfg.Name)
 	if err != nil {
 		return err
 	}
-	if err := s.checkAgainstLog(cp); err != nil {
+	if err := s.checkAgainstLog(cp, pinned); err != nil {
 		return err
 	}
 	s.advance(cp)
 	s.mu.Lock()
 	s.ready = true
 	s.mu.Unlock()
-	s.cfg.Logger.Info("syncer: started", "checkpoint", cp, "durable", s.cfg.Log.Durable())
+	s.cfg.Logger.Info("syncer: started", "checkpoint", cp, "durable", s.cfg.Log.Durable(),
+		"log_id", s.cfg.Log.ID(), "checkpoint_log_id", pinned)
 	return nil
 }
 
-// checkAgainstLog refuses a checkpoint that this log cannot continue from.
-func (s *Syncer) checkAgainstLog(cp uint64) error {
+// checkAgainstLog refuses a checkpoint that this log cannot continue from:
+// one pinned to another log (pinned is the row's log_id; empty when the row
+// is pinned to none yet, or not known here), or one that this log's seqs do not
+// reach. Every batch checks the pin again under the row lock (applyBatch):
+// this early check makes a foreign checkpoint stop the syncer at start, and
+// before MarkSynced is told anything.
+func (s *Syncer) checkAgainstLog(cp uint64, pinned string) error {
+	if pinned != "" && pinned != s.cfg.Log.ID() {
+		return foreignLog(s.cfg.Name, cp, pinned, s.cfg.Log.ID())
+	}
 	if d := s.cfg.Log.Durable(); cp > d {
 		return fmt.Errorf("%w: checkpoint %d, log durable %d", ErrCheckpointAhead, cp, d)
 	}
@@ -278,7 +296,7 @@ func (s *Syncer) step(ctx context.Context) error {
 		}
 		cancel()
 	}
-	if err := s.checkAgainstLog(cp); err != nil {
+	if err := s.checkAgainstLog(cp, ""); err != nil {
 		return err
 	}
 	entries, err := readBatch(s.cfg.Log, cp+1, min(durable, cp+limit), BatchBytesMax)
@@ -291,7 +309,7 @@ func (s *Syncer) step(ctx context.Context) error {
 	start := time.Now()
 	tctx, cancel := context.WithTimeout(ctx, TxTimeoutMax)
 	defer cancel()
-	folded, newCP, err := applyBatch(tctx, s.cfg.DB, s.cfg.Name, entries, s.cfg.Now())
+	folded, newCP, err := applyBatch(tctx, s.cfg.DB, s.cfg.Name, s.cfg.Log.ID(), entries, s.cfg.Now())
 	if err != nil {
 		return err
 	}

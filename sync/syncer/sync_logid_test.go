@@ -1,0 +1,209 @@
+package syncer
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/flashsale/flashsale/engine"
+)
+
+// setSKUs makes n records in eng: one SetSKU each, SKUs prefix-1..prefix-n.
+func setSKUs(t testing.TB, eng *engine.Engine, prefix string, n int) {
+	t.Helper()
+	for i := 1; i <= n; i++ {
+		if _, _, err := eng.SetSKU(context.Background(), engine.SetSKURequest{SKU: fmt.Sprintf("%s-%d", prefix, i), Total: 10}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// checkpointLogID returns the log_id of the default checkpoint row.
+func checkpointLogID(t testing.TB, db *sql.DB) string {
+	t.Helper()
+	var id string
+	if err := db.QueryRow("SELECT log_id FROM sync_checkpoint WHERE name = ?", CheckpointNameDefault).Scan(&id); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// TestSyncerRefusesNewLogPastCheckpoint is the bug this pin fixes: a server
+// started on a new, empty data directory against tables written from an
+// older log, whose log has already passed the old checkpoint (sales went on
+// while MySQL was down, or --demo made its catalog), used to have its records
+// folded after the old log's and marked synced. It must stop with
+// ErrForeignLog, write nothing and tell the engine nothing.
+func TestSyncerRefusesNewLogPastCheckpoint(t *testing.T) {
+	db := openTestDB(t, testDatabase(t))
+	ctx := context.Background()
+
+	old := openEngine(t, t.TempDir())
+	s := Start(Config{DB: db, Log: old.Log(), MarkSynced: old.MarkSynced})
+	const n = 5
+	setSKUs(t, old, "old", n)
+	catchUp(t, s, old)
+	s.Close()
+	oldID := old.Log().ID()
+	old.Close()
+	before := dumpTables(t, db)
+	if before.checkpoint != n || checkpointLogID(t, db) != oldID {
+		t.Fatalf("old log synced to %d for log %q, want %d for %q", before.checkpoint, checkpointLogID(t, db), n, oldID)
+	}
+
+	eng := openEngine(t, t.TempDir())
+	defer eng.Close()
+	setSKUs(t, eng, "new", n+3) // past the old checkpoint
+	var marked []uint64
+	s = Start(Config{DB: db, Log: eng.Log(), MarkSynced: func(seq uint64) {
+		marked = append(marked, seq)
+		eng.MarkSynced(seq)
+	}})
+	defer s.Close()
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	err := s.WaitSynced(wctx, eng.Log().Durable())
+	if !errors.Is(err, ErrForeignLog) {
+		t.Fatalf("syncing a new log onto the old log's tables: %v, want ErrForeignLog", err)
+	}
+	if msg := err.Error(); !strings.Contains(msg, oldID) || !strings.Contains(msg, eng.Log().ID()) {
+		t.Fatalf("error does not name both logs: %v", err)
+	}
+	s.Close()
+	if st := s.Status(); st.Running || !strings.Contains(st.Stopped, "another log") {
+		t.Fatalf("status %+v", st)
+	}
+	if len(marked) != 0 || eng.Stats().SyncedSeq != 0 {
+		t.Fatalf("the engine was told %v synced (SyncedSeq %d)", marked, eng.Stats().SyncedSeq)
+	}
+	if after := dumpTables(t, db); !after.equal(before) || checkpointLogID(t, db) != oldID {
+		t.Fatal("the refused syncer changed the tables")
+	}
+}
+
+// TestApplyBatchPinsCheckpoint: in the batch's own transaction, a row pinned
+// to another log is refused before anything is folded, and a row pinned to
+// none is claimed (even when every entry is re-delivered and nothing else is
+// written).
+func TestApplyBatchPinsCheckpoint(t *testing.T) {
+	db := openTestDB(t, testDatabase(t))
+	ctx := context.Background()
+	if err := Migrate(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	const otherID = "0000000000000000000000000000b002"
+	es := script()
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	if _, _, err := applyBatch(ctx, db, CheckpointNameDefault, scriptLogID, es[:8], now); err != nil {
+		t.Fatal(err)
+	}
+	if id := checkpointLogID(t, db); id != scriptLogID {
+		t.Fatalf("new checkpoint pinned to %q, want %q", id, scriptLogID)
+	}
+	before := dumpTables(t, db)
+	for _, batch := range [][]Entry{es[8:], es[:8], es} { // new, re-delivered, overlapping
+		if _, _, err := applyBatch(ctx, db, CheckpointNameDefault, otherID, batch, now); !errors.Is(err, ErrForeignLog) {
+			t.Fatalf("batch from seq %d of another log: %v, want ErrForeignLog", batch[0].Seq, err)
+		}
+	}
+	if after := dumpTables(t, db); !after.equal(before) || checkpointLogID(t, db) != scriptLogID {
+		t.Fatal("a refused batch changed the tables")
+	}
+
+	// A row pinned to none (older than log_id) is claimed by the next batch,
+	// here one that folds nothing.
+	if _, err := db.Exec("UPDATE sync_checkpoint SET log_id = ''"); err != nil {
+		t.Fatal(err)
+	}
+	if n, cp, err := applyBatch(ctx, db, CheckpointNameDefault, scriptLogID, es[:8], now); err != nil || n != 0 || cp != 8 {
+		t.Fatalf("re-delivery after unpinning: %d %d %v", n, cp, err)
+	}
+	if id := checkpointLogID(t, db); id != scriptLogID {
+		t.Fatalf("unpinned checkpoint claimed as %q, want %q", id, scriptLogID)
+	}
+	if _, _, err := applyBatch(ctx, db, CheckpointNameDefault, otherID, es[8:], now); !errors.Is(err, ErrForeignLog) {
+		t.Fatalf("after the claim, another log: %v, want ErrForeignLog", err)
+	}
+	if n, cp, err := applyBatch(ctx, db, CheckpointNameDefault, scriptLogID, es[8:], now); err != nil || n != len(es)-8 || cp != uint64(len(es)) {
+		t.Fatalf("the rest from the pinned log: %d %d %v", n, cp, err)
+	}
+}
+
+// TestMigrateAddsLogIDToOldCheckpoint: a database written by a binary that
+// predates log_id (sync_checkpoint without the column, schema version 1)
+// gets the column at the next start, with the row pinned to none; the first
+// syncer claims it for its log and goes on folding; another log is then
+// refused. Re-running the migration changes nothing.
+func TestMigrateAddsLogIDToOldCheckpoint(t *testing.T) {
+	db := openTestDB(t, testDatabase(t))
+	ctx := context.Background()
+	dir := t.TempDir()
+	eng := openEngine(t, dir)
+	s := Start(Config{DB: db, Log: eng.Log(), MarkSynced: eng.MarkSynced})
+	setSKUs(t, eng, "a", 4)
+	catchUp(t, s, eng)
+	s.Close()
+	// Back to the old shape, as the old binary left it.
+	if _, err := db.Exec("ALTER TABLE sync_checkpoint DROP COLUMN log_id"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec("DELETE FROM schema_migrations WHERE version > 1"); err != nil {
+		t.Fatal(err)
+	}
+	if hasLogIDColumn(t, db) {
+		t.Fatal("log_id still there")
+	}
+
+	setSKUs(t, eng, "b", 3)
+	s = Start(Config{DB: db, Log: eng.Log(), MarkSynced: eng.MarkSynced})
+	catchUp(t, s, eng)
+	s.Close()
+	if !hasLogIDColumn(t, db) {
+		t.Fatal("migration did not add log_id")
+	}
+	if id := checkpointLogID(t, db); id != eng.Log().ID() {
+		t.Fatalf("checkpoint claimed as %q, want this log's %q", id, eng.Log().ID())
+	}
+	reconcileClean(t, db, engineState(eng))
+	eng.Close()
+
+	// The migration is re-runnable: recorded or not, the column stays as it is.
+	if _, err := db.Exec("DELETE FROM schema_migrations WHERE version > 1"); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ {
+		if err := Migrate(ctx, db); err != nil {
+			t.Fatalf("migrate again: %v", err)
+		}
+	}
+	var versions int
+	if err := db.QueryRow("SELECT COUNT(*) FROM schema_migrations").Scan(&versions); err != nil || versions != SchemaVersion() {
+		t.Fatalf("schema_migrations rows %d (%v), want %d", versions, err, SchemaVersion())
+	}
+
+	// Now pinned: a new log is refused.
+	other := openEngine(t, t.TempDir())
+	defer other.Close()
+	setSKUs(t, other, "c", 10)
+	s = Start(Config{DB: db, Log: other.Log(), MarkSynced: other.MarkSynced})
+	defer s.Close()
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := s.WaitSynced(wctx, other.Log().Durable()); !errors.Is(err, ErrForeignLog) {
+		t.Fatalf("another log after the claim: %v, want ErrForeignLog", err)
+	}
+}
+
+func hasLogIDColumn(t testing.TB, db *sql.DB) bool {
+	t.Helper()
+	var n int
+	if err := db.QueryRow(`SELECT COUNT(*) FROM information_schema.COLUMNS
+		WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'sync_checkpoint' AND COLUMN_NAME = 'log_id'`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n == 1
+}

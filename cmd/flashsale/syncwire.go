@@ -102,7 +102,7 @@ func rebuildFromMySQL(ctx context.Context, eng *engine.Engine, cfg syncConfig) (
 		return nil, err
 	}
 	defer db.Close()
-	rep, err := syncer.RebuildFromMySQL(ctx, db, cfg.Name, eng.Log().Durable(), func(ctx context.Context, sku string, total int64) error {
+	rep, err := syncer.RebuildFromMySQL(ctx, db, cfg.Name, eng.Log(), func(ctx context.Context, sku string, total int64) error {
 		_, _, err := eng.SetSKU(ctx, engine.SetSKURequest{SKU: sku, Total: total})
 		return err
 	})

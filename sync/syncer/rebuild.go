@@ -16,6 +16,13 @@ var ErrNotFresh = errors.New("syncer: rebuild needs a fresh, empty engine")
 // ErrNothingToRebuild: stock_summary has no rows.
 var ErrNothingToRebuild = errors.New("syncer: stock_summary is empty, nothing to rebuild")
 
+// FreshLog is the new engine's log as RebuildFromMySQL sees it; *wal.Log
+// implements it.
+type FreshLog interface {
+	ID() string
+	Durable() uint64
+}
+
 // SKUCreator creates sku in the new engine with the given total (and no
 // per-user limit), returning once that change is durable.
 type SKUCreator func(ctx context.Context, sku string, total int64) error
@@ -48,16 +55,23 @@ const archiveSuffixLayout = "20060102150405"
 // not sold again, and what was sold stays history in MySQL. Then, so that the
 // new log (whose seqs start again at 1) folds into tables of its own, it
 // renames stock_flow, stock_summary and sync_checkpoint to *_lost_<UTC time>
-// and puts empty ones in their place, in one atomic RENAME TABLE.
+// and puts empty ones in their place, in one atomic RENAME TABLE. The new
+// sync_checkpoint holds, from that same rename on, the row name at seq 0
+// pinned to the new log (newLog.ID()): the rebuild is the one deliberate way
+// to move a checkpoint's tables from one log to another.
 //
-// logDurable is the new engine's Log().Durable(): it must be 0 (ErrNotFresh).
+// newLog is the new engine's Log(): its Durable() must be 0 (ErrNotFresh).
 // The SKUs are created (durably) before the tables are renamed: a crash in
 // between leaves MySQL untouched and the new engine non-empty; delete its
 // data directory and run the rebuild again. Start the syncer only after this
 // returns.
-func RebuildFromMySQL(ctx context.Context, db *sql.DB, name string, logDurable uint64, create SKUCreator) (*RebuildReport, error) {
-	if logDurable != 0 {
-		return nil, fmt.Errorf("%w: its log is at seq %d", ErrNotFresh, logDurable)
+func RebuildFromMySQL(ctx context.Context, db *sql.DB, name string, newLog FreshLog, create SKUCreator) (*RebuildReport, error) {
+	if d := newLog.Durable(); d != 0 {
+		return nil, fmt.Errorf("%w: its log is at seq %d", ErrNotFresh, d)
+	}
+	logID := newLog.ID()
+	if logID == "" || len(logID) > logIDBytesMax {
+		panic(fmt.Sprintf("syncer: rebuild: the new log's id is %q, want 1..%d bytes", logID, logIDBytesMax))
 	}
 	if name == "" {
 		name = CheckpointNameDefault
@@ -92,6 +106,12 @@ func RebuildFromMySQL(ctx context.Context, db *sql.DB, name string, logDurable u
 		}
 		renames = append(renames, t+" TO "+t+suffix, t+"_new TO "+t)
 		rep.Archived = append(rep.Archived, t+suffix)
+	}
+	// The new checkpoint is pinned to the new log before it takes the old
+	// one's place, so no syncer ever sees it pinned to none.
+	if _, err := db.ExecContext(ctx, "INSERT INTO sync_checkpoint_new (name, seq, log_id, updated_at) VALUES (?, 0, ?, ?)",
+		name, logID, sqlTime(time.Now())); err != nil {
+		return nil, fmt.Errorf("syncer: rebuild: pin the new checkpoint to log %s: %w", logID, err)
 	}
 	if _, err := db.ExecContext(ctx, "RENAME TABLE "+strings.Join(renames, ", ")); err != nil {
 		return nil, fmt.Errorf("syncer: rebuild: archive old tables: %w", err)

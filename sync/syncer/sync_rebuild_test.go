@@ -31,6 +31,7 @@ func TestRebuildFromMySQL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	lostID := lost.Log().ID()
 	lost.Close() // ...and its directory is gone.
 
 	eng := openEngine(t, t.TempDir())
@@ -39,7 +40,7 @@ func TestRebuildFromMySQL(t *testing.T) {
 		_, _, err := eng.SetSKU(ctx, engine.SetSKURequest{SKU: sku, Total: total})
 		return err
 	}
-	rep, err := RebuildFromMySQL(ctx, db, "", eng.Log().Durable(), create)
+	rep, err := RebuildFromMySQL(ctx, db, "", eng.Log(), create)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,8 +66,17 @@ func TestRebuildFromMySQL(t *testing.T) {
 	if err := db.QueryRow("SELECT COUNT(*) FROM " + rep.Archived[0]).Scan(&archived); err != nil || archived != len(before.flow) {
 		t.Fatalf("archived flow rows %d (%v), want %d", archived, err, len(before.flow))
 	}
+	// The new checkpoint is pinned to the new log, deliberately; the archived
+	// one stays pinned to the lost log.
+	if id := checkpointLogID(t, db); id != eng.Log().ID() || id == lostID {
+		t.Fatalf("rebuilt checkpoint pinned to %q, want the new log's %q", id, eng.Log().ID())
+	}
+	var archivedID string
+	if err := db.QueryRow("SELECT log_id FROM "+rep.Archived[2]+" WHERE name = ?", CheckpointNameDefault).Scan(&archivedID); err != nil || archivedID != lostID {
+		t.Fatalf("archived checkpoint pinned to %q (%v), want the lost log's %q", archivedID, err, lostID)
+	}
 	// A second rebuild into the now non-empty engine is refused.
-	if _, err := RebuildFromMySQL(ctx, db, "", eng.Log().Durable(), create); !errors.Is(err, ErrNotFresh) {
+	if _, err := RebuildFromMySQL(ctx, db, "", eng.Log(), create); !errors.Is(err, ErrNotFresh) {
 		t.Fatalf("second rebuild: %v, want ErrNotFresh", err)
 	}
 	// The new engine syncs into the fresh tables and reconciles.

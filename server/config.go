@@ -91,7 +91,8 @@ type Config struct {
 	ConnsMax       int
 	InFlightMax    int64
 	SKUInFlightMax int64
-	// HotSKUs get a stock gauge each in /metrics (at most HotSKUsMax).
+	// HotSKUs get a stock gauge each in /metrics (at most HotSKUsMax; an id
+	// named twice gets one, an invalid id none).
 	HotSKUs []string
 	// Syncer, if set, serves GET /v1/sync and POST /v1/reconcile; nil
 	// answers them 503 sync_disabled.

@@ -113,11 +113,16 @@ func newServer(eng backend, cfg Config) *Server {
 		s.tokenSum = sha256.Sum256([]byte(cfg.AdminToken))
 	}
 	s.states.New = func() any { return &reqState{out: make([]byte, 0, 512)} }
+	hot := make(map[string]bool, len(cfg.HotSKUs))
 	for _, id := range cfg.HotSKUs {
 		if !validID([]byte(id)) {
 			s.log.Warn("hot SKU id ignored: not a valid id", "sku", id)
 			continue
 		}
+		if hot[id] {
+			continue // one gauge per SKU: registering a series twice panics
+		}
+		hot[id] = true
 		s.m.set.NewGauge(fmt.Sprintf(`flashsale_sku_available{sku=%q}`, id), func() float64 {
 			n, _ := s.eng.Available(id)
 			return float64(n)

@@ -586,3 +586,17 @@ func TestLoopback(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestHotSKUsDuplicate: a SKU named twice in HotSKUs gets one gauge (a
+// second registration of the same series would panic).
+func TestHotSKUsDuplicate(t *testing.T) {
+	e := newEnv(t, Config{AdminToken: testToken, HotSKUs: []string{"A", "A", "B"}})
+	e.putSKU("A", 7, "")
+	a := e.do("GET", "/metrics", "", "")
+	if n := strings.Count(a.raw, `flashsale_sku_available{sku="A"} 7`); n != 1 {
+		t.Fatalf("gauge of A appears %d times in /metrics:\n%s", n, a.raw)
+	}
+	if !strings.Contains(a.raw, `flashsale_sku_available{sku="B"}`) {
+		t.Fatalf("no gauge of B in /metrics")
+	}
+}

@@ -99,7 +99,7 @@ func parseServeFlags(args []string, out io.Writer) (f serveFlags, help bool, err
 	fs.BoolVar(&f.rebuild, "rebuild-from-mysql", false, "disaster recovery: the data directory was lost; restore every SKU from MySQL's stock_summary, conservatively (needs --mysql-dsn and an empty --data; see docs/sync.md)")
 	addSyncFlags(fs, &f.sync)
 	fs.BoolVar(&f.demo, "demo", false, "create a small demo catalog, generate an admin token if none, print a curl line")
-	fs.StringVar(&f.hotSKUs, "hot-skus", "", fmt.Sprintf("comma-separated SKU ids that get a stock gauge in /metrics (at most %d)", server.HotSKUsMax))
+	fs.StringVar(&f.hotSKUs, "hot-skus", "", fmt.Sprintf("comma-separated SKU ids, each at most once, that get a stock gauge in /metrics (at most %d)", server.HotSKUsMax))
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return f, true, nil
@@ -123,7 +123,25 @@ func parseServeFlags(args []string, out io.Writer) (f serveFlags, help bool, err
 	if envErr == nil && (f.requestIDsMax < 1 || f.requestIDsMax > requestIDsMaxMax) {
 		envErr = usageError(fmt.Errorf("serve: --request-ids-max %d, want 1..%d", f.requestIDsMax, requestIDsMaxMax))
 	}
+	if envErr == nil {
+		if dup, ok := firstDuplicate(splitList(f.hotSKUs)); ok {
+			envErr = usageError(fmt.Errorf("serve: --hot-skus names %q twice", dup))
+		}
+	}
 	return f, false, envErr
+}
+
+// firstDuplicate returns the first string of list that an earlier one
+// equals.
+func firstDuplicate(list []string) (string, bool) {
+	seen := make(map[string]bool, len(list))
+	for _, s := range list {
+		if seen[s] {
+			return s, true
+		}
+		seen[s] = true
+	}
+	return "", false
 }
 
 func newLogger(format, level string, w io.Writer) (*slog.Logger, error) {

@@ -31,3 +31,22 @@ func TestServeFlagsRequestIDsMax(t *testing.T) {
 		}
 	}
 }
+
+// TestServeFlagsHotSKUsDuplicate: a SKU named twice in --hot-skus (or its
+// environment variable) is a usage error, not a panic at start-up.
+func TestServeFlagsHotSKUsDuplicate(t *testing.T) {
+	if _, _, err := parseServeFlags([]string{"--hot-skus", "a, b"}, io.Discard); err != nil {
+		t.Fatalf("distinct ids: %v", err)
+	}
+	for _, args := range [][]string{{"--hot-skus", "a,a"}, {"--hot-skus", "a, b ,a"}} {
+		_, _, err := parseServeFlags(args, io.Discard)
+		var ue *exitError
+		if err == nil || !errors.As(err, &ue) || ue.code != 2 {
+			t.Fatalf("%q: %v, want a usage error", args, err)
+		}
+	}
+	t.Setenv("FLASHSALE_HOT_SKUS", "x,x")
+	if _, _, err := parseServeFlags(nil, io.Discard); err == nil {
+		t.Fatal("FLASHSALE_HOT_SKUS=x,x accepted")
+	}
+}

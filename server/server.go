@@ -237,8 +237,8 @@ func (s *Server) route(ctx *fasthttp.RequestCtx, st *reqState, started time.Time
 	case pathReturn:
 		return epReturn, s.changeEndpoint(ctx, st, epReturn, started, s.doReturn)
 	case pathSync:
-		if !ctx.IsGet() {
-			return epSync, s.methodNotAllowed(ctx, st, epSync, "GET")
+		if !isGet(ctx) {
+			return epSync, s.methodNotAllowed(ctx, st, epSync, allowGet)
 		}
 		if !s.authorized(ctx) {
 			return epSync, s.unauthorized(ctx, st, epSync)
@@ -253,13 +253,22 @@ func (s *Server) route(ctx *fasthttp.RequestCtx, st *reqState, started time.Time
 		}
 		return epReconcile, s.reconcile(ctx, st)
 	case "/healthz":
+		if !isGet(ctx) {
+			return epHealthz, s.methodNotAllowed(ctx, st, epHealthz, allowGet)
+		}
 		ctx.SetStatusCode(fasthttp.StatusOK)
 		ctx.SetContentType(contentTypeJSON)
 		ctx.SetBodyString(`{"alive":true}`)
 		return epHealthz, fasthttp.StatusOK
 	case "/readyz":
+		if !isGet(ctx) {
+			return epReadyz, s.methodNotAllowed(ctx, st, epReadyz, allowGet)
+		}
 		return epReadyz, s.readyz(ctx, st)
 	case "/metrics":
+		if !isGet(ctx) {
+			return epMetrics, s.methodNotAllowed(ctx, st, epMetrics, allowGet)
+		}
 		ctx.SetStatusCode(fasthttp.StatusOK)
 		ctx.SetContentType("text/plain; version=0.0.4; charset=utf-8")
 		metrics.WritePrometheus(ctx, true)
@@ -278,7 +287,7 @@ func (s *Server) route(ctx *fasthttp.RequestCtx, st *reqState, started time.Time
 			})
 		}
 		switch {
-		case ctx.IsGet():
+		case isGet(ctx):
 			return epGetSKU, s.getSKU(ctx, st, started, rest)
 		case ctx.IsPut():
 			if !s.authorized(ctx) {
@@ -288,7 +297,7 @@ func (s *Server) route(ctx *fasthttp.RequestCtx, st *reqState, started time.Time
 				return s.putSKU(ctx, st, rctx, rest)
 			})
 		}
-		return epGetSKU, s.methodNotAllowed(ctx, st, epGetSKU, "GET, PUT")
+		return epGetSKU, s.methodNotAllowed(ctx, st, epGetSKU, allowGet+", PUT")
 	}
 	return epOther, s.fail(ctx, st, epOther, apiError{status: fasthttp.StatusNotFound, code: codeNotFound,
 		msg: "no such endpoint (see docs/http.md)"})
@@ -316,6 +325,14 @@ func (s *Server) fail(ctx *fasthttp.RequestCtx, st *reqState, ep endpoint, a api
 	s.m.observeError(ep, a.code)
 	return a.status
 }
+
+// allowGet is the Allow header of a GET endpoint: HEAD is accepted wherever
+// GET is.
+const allowGet = "GET, HEAD"
+
+// isGet reports a GET or a HEAD request. fasthttp answers a HEAD with the
+// headers of the GET answer and no body.
+func isGet(ctx *fasthttp.RequestCtx) bool { return ctx.IsGet() || ctx.IsHead() }
 
 func (s *Server) methodNotAllowed(ctx *fasthttp.RequestCtx, st *reqState, ep endpoint, allow string) int {
 	ctx.Response.Header.Set("Allow", allow)

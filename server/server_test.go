@@ -600,3 +600,38 @@ func TestHotSKUsDuplicate(t *testing.T) {
 		t.Fatalf("no gauge of B in /metrics")
 	}
 }
+
+// TestMethods: the GET endpoints accept HEAD (the same answer without a
+// body) and answer any other method 405 with Allow.
+func TestMethods(t *testing.T) {
+	e := newEnv(t, Config{AdminToken: testToken})
+	e.putSKU("A", 3, "")
+	for _, path := range []string{"/healthz", "/readyz", "/metrics"} {
+		for _, m := range []string{"POST", "PUT", "DELETE", "PATCH"} {
+			a := e.do(m, path, "", "")
+			if want(t, a, 405, "method_not_allowed"); a.header["Allow"] != "GET, HEAD" {
+				t.Fatalf("%s %s: Allow %q", m, path, a.header["Allow"])
+			}
+		}
+		if a := e.do("HEAD", path, "", ""); a.status != 200 || a.raw != "" {
+			t.Fatalf("HEAD %s: %d %q", path, a.status, a.raw)
+		}
+	}
+	if a := e.do("HEAD", "/v1/skus/A", "", ""); a.status != 200 || a.ctype != contentTypeJSON || a.raw != "" {
+		t.Fatalf("HEAD /v1/skus/A: %d %s %q", a.status, a.ctype, a.raw)
+	}
+	if a := e.do("HEAD", "/v1/skus/nope", "", ""); a.status != 404 {
+		t.Fatalf("HEAD /v1/skus/nope: %d", a.status)
+	}
+	a := e.do("DELETE", "/v1/skus/A", testToken, "")
+	if want(t, a, 405, "method_not_allowed"); a.header["Allow"] != "GET, HEAD, PUT" {
+		t.Fatalf("DELETE /v1/skus/A: Allow %q", a.header["Allow"])
+	}
+	if a := e.do("HEAD", "/v1/sync", testToken, ""); a.status != 503 {
+		t.Fatalf("HEAD /v1/sync: %d", a.status)
+	}
+	a = e.do("POST", "/v1/sync", testToken, "")
+	if want(t, a, 405, "method_not_allowed"); a.header["Allow"] != "GET, HEAD" {
+		t.Fatalf("POST /v1/sync: Allow %q", a.header["Allow"])
+	}
+}

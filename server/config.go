@@ -52,8 +52,8 @@ const (
 	// a request is answered 503 overloaded with Retry-After, never queued.
 	InFlightMaxDefault = 4096
 	// SKUInFlightMaxDefault bounds in-flight changes that name one SKU
-	// (striped: SKUs that hash to the same stripe share the bound); past it
-	// 503 overloaded.
+	// (deduct, reserve, return, and the admin PUT and restock; striped: SKUs
+	// that hash to the same stripe share the bound); past it 503 overloaded.
 	SKUInFlightMaxDefault = 1024
 	// ReadBufferBytesDefault is the per-connection read buffer; it also
 	// bounds the request line plus headers (past it: 431).

@@ -410,6 +410,12 @@ func (s *Server) acquire(st *reqState, items []engine.Item) bool {
 	return true
 }
 
+// acquireOne is acquire for a change of one SKU (the admin changes).
+func (s *Server) acquireOne(st *reqState, sku string) bool {
+	st.items[0] = engine.Item{SKU: sku}
+	return s.acquire(st, st.items[:1])
+}
+
 func (s *Server) release(st *reqState) {
 	for _, i := range st.held[:st.nHeld] {
 		s.stripes[i].n.Add(-1)
@@ -557,12 +563,16 @@ func (s *Server) putSKU(ctx *fasthttp.RequestCtx, st *reqState, rctx context.Con
 	if err := st.p.parseSKU(ctx.PostBody(), b); err != nil {
 		return s.fail(ctx, st, epPutSKU, mapError(err))
 	}
-	req := engine.SetSKURequest{SKU: string(sku), Total: b.total}
+	req := engine.SetSKURequest{SKU: s.skuString(sku), Total: b.total}
 	if b.hasLimit {
 		limit := b.limit
 		req.LimitPerUser = &limit
 	}
+	if !s.acquireOne(st, req.SKU) {
+		return s.fail(ctx, st, epPutSKU, overloaded)
+	}
 	state, _, err := s.eng.SetSKU(rctx, req)
+	s.release(st)
 	if err != nil {
 		return s.fail(ctx, st, epPutSKU, mapError(err))
 	}
@@ -579,7 +589,12 @@ func (s *Server) restockSKU(ctx *fasthttp.RequestCtx, st *reqState, rctx context
 	if err := st.p.parseRestock(ctx.PostBody(), b); err != nil {
 		return s.fail(ctx, st, epRestock, mapError(err))
 	}
-	state, _, err := s.eng.Restock(rctx, engine.RestockRequest{RequestID: string(b.requestID), SKU: s.skuString(sku), Qty: b.qty})
+	id := s.skuString(sku)
+	if !s.acquireOne(st, id) {
+		return s.fail(ctx, st, epRestock, overloaded)
+	}
+	state, _, err := s.eng.Restock(rctx, engine.RestockRequest{RequestID: string(b.requestID), SKU: id, Qty: b.qty})
+	s.release(st)
 	if err != nil {
 		return s.fail(ctx, st, epRestock, mapError(err))
 	}

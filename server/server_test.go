@@ -327,9 +327,11 @@ func TestBadRequests(t *testing.T) {
 	want(t, e.do("POST", "/v1/deduct", "", `{"request_id":"ok","items":[{"sku":"A","qty":1,"x":{}}],"y":null}`), 200, "")
 }
 
-// stubBackend answers Deduct with a function; every other change fails.
+// stubBackend answers Deduct (and SetSKU, when set) with a function; every
+// other change fails.
 type stubBackend struct {
 	deduct func(context.Context, engine.DeductRequest) (engine.Result, error)
+	setSKU func(context.Context, engine.SetSKURequest) (engine.SKUState, engine.Result, error)
 }
 
 func (s *stubBackend) Deduct(ctx context.Context, r engine.DeductRequest) (engine.Result, error) {
@@ -350,8 +352,11 @@ func (s *stubBackend) Return(context.Context, engine.ReturnRequest) (engine.Resu
 func (s *stubBackend) Restock(context.Context, engine.RestockRequest) (engine.SKUState, engine.Result, error) {
 	return engine.SKUState{}, engine.Result{}, errors.New("stub")
 }
-func (s *stubBackend) SetSKU(context.Context, engine.SetSKURequest) (engine.SKUState, engine.Result, error) {
-	return engine.SKUState{}, engine.Result{}, errors.New("stub")
+func (s *stubBackend) SetSKU(ctx context.Context, r engine.SetSKURequest) (engine.SKUState, engine.Result, error) {
+	if s.setSKU == nil {
+		return engine.SKUState{}, engine.Result{}, errors.New("stub")
+	}
+	return s.setSKU(ctx, r)
 }
 func (s *stubBackend) Get(context.Context, string) (engine.SKUState, error) {
 	return engine.SKUState{}, errors.New("stub")
@@ -438,6 +443,76 @@ func TestSKUOverload(t *testing.T) {
 	want(t, doRequest(t, client, "POST", "/v1/deduct", "", `{"request_id":"c1","items":[{"sku":"`+other+`","qty":1}]}`), 200, "")
 	close(release)
 	wg.Wait()
+	for i := range srv.stripes {
+		if n := srv.stripes[i].n.Load(); n != 0 {
+			t.Fatalf("stripe %d holds %d after all requests", i, n)
+		}
+	}
+}
+
+// TestSKUOverloadAdmin: PUT /v1/skus/{sku} and POST .../restock count
+// against the path SKU's stripe like deduct and reserve do: refused 503
+// overloaded with Retry-After when it is full, and holding it while they
+// run.
+func TestSKUOverloadAdmin(t *testing.T) {
+	entered := make(chan struct{}, 8)
+	release := make(chan struct{})
+	stub := &stubBackend{
+		deduct: func(ctx context.Context, r engine.DeductRequest) (engine.Result, error) {
+			if r.RequestID == "d1" || r.RequestID == "d2" {
+				entered <- struct{}{}
+				<-release
+			}
+			return engine.Result{Seq: 1}, nil
+		},
+		setSKU: func(ctx context.Context, r engine.SetSKURequest) (engine.SKUState, engine.Result, error) {
+			if r.Total >= 50 {
+				entered <- struct{}{}
+				<-release
+			}
+			return engine.SKUState{SKU: r.SKU, Total: r.Total, Available: r.Total}, engine.Result{Seq: 1}, nil
+		},
+	}
+	var client *fasthttp.Client
+	srv, _ := serveInMemory(t, stub, Config{AdminToken: testToken, SKUInFlightMax: 2}, &client)
+	var wg sync.WaitGroup
+	released := false
+	unblock := func() {
+		if !released {
+			close(release)
+			wg.Wait()
+			released = true
+		}
+	}
+	t.Cleanup(unblock) // before the server's shutdown, should a check fail
+	hold := func(method, path, token, body string) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			want(t, doRequest(t, client, method, path, token, body), 200, "")
+		}()
+		<-entered
+	}
+	// Two deducts fill the stripe of "hot": admin changes of hot wait their turn.
+	hold("POST", "/v1/deduct", "", `{"request_id":"d1","items":[{"sku":"hot","qty":1}]}`)
+	hold("POST", "/v1/deduct", "", `{"request_id":"d2","items":[{"sku":"hot","qty":1}]}`)
+	for _, c := range []struct{ method, path, body string }{
+		{"PUT", "/v1/skus/hot", `{"total":5}`},
+		{"POST", "/v1/skus/hot/restock", `{"request_id":"rs","qty":5}`},
+	} {
+		a := doRequest(t, client, c.method, c.path, testToken, c.body)
+		if want(t, a, 503, "overloaded"); a.header["Retry-After"] != "1" {
+			t.Fatalf("%s %s: Retry-After %q", c.method, c.path, a.header["Retry-After"])
+		}
+	}
+	unblock()
+	// Two PUTs in flight fill it as well: a deduct of hot is refused.
+	release, released = make(chan struct{}), false
+	hold("PUT", "/v1/skus/hot", testToken, `{"total":50}`)
+	hold("PUT", "/v1/skus/hot", testToken, `{"total":60}`)
+	want(t, doRequest(t, client, "POST", "/v1/deduct", "", `{"request_id":"d3","items":[{"sku":"hot","qty":1}]}`), 503, "overloaded")
+	unblock()
+	want(t, doRequest(t, client, "POST", "/v1/deduct", "", `{"request_id":"after","items":[{"sku":"hot","qty":1}]}`), 200, "")
 	for i := range srv.stripes {
 		if n := srv.stripes[i].n.Load(); n != 0 {
 			t.Fatalf("stripe %d holds %d after all requests", i, n)

@@ -58,7 +58,7 @@ func statusIndex(status int) int {
 var errorCodes = [...]string{codeBadRequest, codeUnauthorized, "unknown_sku", "unknown_request",
 	"insufficient_stock", "sold_out", "user_limit_exceeded", "request_id_conflict", "not_a_reservation",
 	"reservation_expired", "reservation_cancelled", "already_confirmed", "return_exceeds_sold",
-	"total_below_committed", codeBodyTooLarge, codeOverloaded, "unavailable", codeTimeout, codeInternal,
+	"total_below_committed", codeBodyTooLarge, codeOverloaded, "unavailable", codeTimeout, codeRequestTimeout, codeInternal,
 	codeNotFound, codeMethod, codeSyncDisabled, codeDrift, codeHeaderTooLarge, "other"}
 
 var errorCodeIndex = func() map[string]int {

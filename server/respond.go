@@ -26,6 +26,9 @@ const (
 	codeHeaderTooLarge = "header_too_large"
 	codeOverloaded     = "overloaded"
 	codeTimeout        = "timeout"
+	// codeRequestTimeout is a request not read in time (408): unlike
+	// codeTimeout (504) it never reached the engine, so nothing was applied.
+	codeRequestTimeout = "request_timeout"
 	codeInternal       = "internal"
 	codeSyncDisabled   = "sync_disabled"
 	codeDrift          = "drift"

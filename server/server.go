@@ -678,7 +678,7 @@ func (s *Server) writeValue(ctx *fasthttp.RequestCtx, st *reqState, ep endpoint,
 
 // handleProtocolError answers requests fasthttp could not read: a body
 // over the limit (413 body_too_large), headers over the read buffer (431),
-// a read timeout (408), anything else 400.
+// a read timeout (408 request_timeout: never applied), anything else 400.
 func (s *Server) handleProtocolError(ctx *fasthttp.RequestCtx, err error) {
 	st := s.states.Get().(*reqState)
 	defer s.states.Put(st)
@@ -693,7 +693,8 @@ func (s *Server) handleProtocolError(ctx *fasthttp.RequestCtx, err error) {
 		a = apiError{status: fasthttp.StatusRequestHeaderFieldsTooLarge, code: codeHeaderTooLarge,
 			msg: fmt.Sprintf("request line and headers over %d bytes", ReadBufferBytesDefault)}
 	case errors.As(err, &nerr) && nerr.Timeout():
-		a = apiError{status: fasthttp.StatusRequestTimeout, code: codeTimeout, msg: "reading the request timed out"}
+		a = apiError{status: fasthttp.StatusRequestTimeout, code: codeRequestTimeout,
+			msg: "reading the request timed out; nothing was applied"}
 	}
 	status := s.fail(ctx, st, epOther, a)
 	s.m.observe(epOther, status, time.Now())

@@ -535,6 +535,58 @@ func TestTimeout(t *testing.T) {
 	want(t, doRequest(t, client, "POST", "/v1/deduct", "", `{"request_id":"t","items":[{"sku":"A","qty":1}]}`), 504, "timeout")
 }
 
+// TestReadTimeout: a body that stops short of its Content-Length is
+// answered 408 request_timeout (nothing was applied), not the 504 timeout
+// whose change may have been applied.
+func TestReadTimeout(t *testing.T) {
+	e := newEnv(t, Config{AdminToken: testToken})
+	e.putSKU("A", 5, "")
+	// Over TCP: the in-memory listener's timeout error is not a net.Error.
+	srv := newServer(e.eng, Config{ReadTimeout: 100 * time.Millisecond})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	}()
+	conn, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	body := `{"request_id":"slow","items":[{"sku":"A","qty":1}]}`
+	if _, err := io.WriteString(conn, "POST /v1/deduct HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"+
+		"Content-Length: "+strconv.Itoa(len(body)+10)+"\r\n\r\n"+body); err != nil {
+		t.Fatal(err)
+	}
+	var resp fasthttp.Response
+	if err := resp.Read(bufio.NewReader(conn)); err != nil {
+		t.Fatalf("reading the 408: %v", err)
+	}
+	if resp.StatusCode() != 408 || string(resp.Header.ContentType()) != contentTypeJSON ||
+		!strings.Contains(string(resp.Body()), `"code":"request_timeout"`) {
+		t.Fatalf("short body: %d %s %s", resp.StatusCode(), resp.Header.ContentType(), resp.Body())
+	}
+	if a := e.do("GET", "/v1/skus/A", "", ""); a.num("sold") != 0 {
+		t.Fatalf("the timed-out request was applied: %s", a.raw)
+	}
+	var buf strings.Builder
+	srv.m.set.WritePrometheus(&buf)
+	if !strings.Contains(buf.String(), `flashsale_http_errors_total{endpoint="other",error="request_timeout"} 1`) {
+		t.Fatalf("/metrics does not count the 408 as request_timeout")
+	}
+}
+
 type fakeSyncer struct{ drift bool }
 
 func (f fakeSyncer) Status(context.Context) (any, error) {

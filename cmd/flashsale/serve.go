@@ -120,15 +120,42 @@ func parseServeFlags(args []string, out io.Writer) (f serveFlags, help bool, err
 			}
 		}
 	})
-	if envErr == nil && (f.requestIDsMax < 1 || f.requestIDsMax > requestIDsMaxMax) {
-		envErr = usageError(fmt.Errorf("serve: --request-ids-max %d, want 1..%d", f.requestIDsMax, requestIDsMaxMax))
-	}
 	if envErr == nil {
-		if dup, ok := firstDuplicate(splitList(f.hotSKUs)); ok {
-			envErr = usageError(fmt.Errorf("serve: --hot-skus names %q twice", dup))
+		if err := checkServeFlags(f); err != nil {
+			envErr = usageError(err)
 		}
 	}
 	return f, false, envErr
+}
+
+// checkServeFlags refuses values that make no sense. A limit or timeout of 0
+// or below would otherwise be replaced by the server's default without a
+// word.
+func checkServeFlags(f serveFlags) error {
+	for _, c := range []struct {
+		name string
+		n    int64
+	}{{"max-body-bytes", int64(f.bodyBytesMax)}, {"max-conns", int64(f.connsMax)}, {"max-in-flight", f.inFlightMax}} {
+		if c.n < 1 {
+			return fmt.Errorf("serve: --%s %d, want at least 1", c.name, c.n)
+		}
+	}
+	for _, c := range []struct {
+		name string
+		d    time.Duration
+	}{{"request-timeout", f.requestTimeout}, {"read-timeout", f.readTimeout}, {"write-timeout", f.writeTimeout},
+		{"idle-timeout", f.idleTimeout}} {
+		if c.d <= 0 {
+			return fmt.Errorf("serve: --%s %v, want a duration above 0", c.name, c.d)
+		}
+	}
+	if f.requestIDsMax < 1 || f.requestIDsMax > requestIDsMaxMax {
+		return fmt.Errorf("serve: --request-ids-max %d, want 1..%d", f.requestIDsMax, requestIDsMaxMax)
+	}
+	if dup, ok := firstDuplicate(splitList(f.hotSKUs)); ok {
+		return fmt.Errorf("serve: --hot-skus names %q twice", dup)
+	}
+	return nil
 }
 
 // firstDuplicate returns the first string of list that an earlier one

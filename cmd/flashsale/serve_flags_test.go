@@ -3,7 +3,9 @@ package main
 import (
 	"errors"
 	"io"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/flashsale/flashsale/engine"
 )
@@ -48,5 +50,37 @@ func TestServeFlagsHotSKUsDuplicate(t *testing.T) {
 	t.Setenv("FLASHSALE_HOT_SKUS", "x,x")
 	if _, _, err := parseServeFlags(nil, io.Discard); err == nil {
 		t.Fatal("FLASHSALE_HOT_SKUS=x,x accepted")
+	}
+}
+
+// TestServeFlagsLimits: a limit or timeout of 0 or below is a usage error
+// (exit code 2), from the command line or the environment, instead of
+// being replaced by the default without a word.
+func TestServeFlagsLimits(t *testing.T) {
+	bad := [][]string{
+		{"--max-body-bytes", "-5"}, {"--max-body-bytes", "0"},
+		{"--max-conns", "-3"}, {"--max-conns", "0"},
+		{"--max-in-flight", "-1"}, {"--max-in-flight", "0"},
+		{"--request-timeout", "-1s"}, {"--request-timeout", "0"},
+		{"--read-timeout", "0"}, {"--read-timeout", "-5ms"},
+		{"--write-timeout", "0s"}, {"--write-timeout", "-1m"},
+		{"--idle-timeout", "-1s"}, {"--idle-timeout", "0"},
+	}
+	for _, args := range bad {
+		_, _, err := parseServeFlags(args, io.Discard)
+		var ue *exitError
+		if err == nil || !errors.As(err, &ue) || ue.code != 2 || !strings.Contains(err.Error(), args[0]) {
+			t.Errorf("%q: %v, want a usage error naming the flag", args, err)
+		}
+	}
+	t.Setenv("FLASHSALE_MAX_CONNS", "0")
+	if _, _, err := parseServeFlags(nil, io.Discard); err == nil {
+		t.Error("FLASHSALE_MAX_CONNS=0 accepted")
+	}
+	f, _, err := parseServeFlags([]string{"--max-conns", "1", "--max-body-bytes", "1", "--max-in-flight", "1",
+		"--request-timeout", "1ms", "--read-timeout", "1ms", "--write-timeout", "1ms", "--idle-timeout", "1ms"}, io.Discard)
+	if err != nil || f.connsMax != 1 || f.bodyBytesMax != 1 || f.inFlightMax != 1 || f.requestTimeout != time.Millisecond ||
+		f.readTimeout != time.Millisecond || f.writeTimeout != time.Millisecond || f.idleTimeout != time.Millisecond {
+		t.Fatalf("the smallest valid values: %+v, %v", f, err)
 	}
 }

@@ -19,7 +19,8 @@ const (
 	ItemsMax = 64
 	// QtyMax bounds one item's quantity (1..QtyMax), and a restock's.
 	QtyMax = 1_000_000
-	// TotalMax bounds a SKU's total (0..TotalMax) in PUT /v1/skus/{sku}.
+	// TotalMax bounds a SKU's total (0..TotalMax) in PUT /v1/skus/{sku}; a
+	// restock that would take the total past it is 400 bad_request (engine).
 	TotalMax = 1_000_000_000_000
 	// LimitPerUserMax bounds limit_per_user (0..LimitPerUserMax; 0 = none).
 	LimitPerUserMax = 1_000_000
@@ -46,7 +47,8 @@ const (
 	// IdleTimeoutDefault closes keep-alive connections idle this long.
 	IdleTimeoutDefault = 60 * time.Second
 	// ConnsMaxDefault bounds open connections (fasthttp's Concurrency); past
-	// it new connections get fasthttp's own 503 and are closed.
+	// it new connections get fasthttp's own plain-text 503 (no JSON body, no
+	// Retry-After: fasthttp has no hook for it) and are closed.
 	ConnsMaxDefault = 16 << 10
 	// InFlightMaxDefault bounds requests inside the handler at once; past it
 	// a request is answered 503 overloaded with Retry-After, never queued.

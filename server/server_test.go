@@ -193,6 +193,12 @@ func TestContract(t *testing.T) {
 	}
 	want(t, e.do("POST", "/v1/skus/A/restock", testToken, `{"request_id":"rs1","qty":6}`), 409, "request_id_conflict")
 	want(t, e.do("POST", "/v1/skus/nope/restock", testToken, `{"request_id":"rs2","qty":5}`), 404, "unknown_sku")
+	// A restock that would take the total past TotalMax: 400, nothing added.
+	e.putSKU("Big", TotalMax-1, "")
+	want(t, e.do("POST", "/v1/skus/Big/restock", testToken, `{"request_id":"rs3","qty":2}`), 400, "bad_request")
+	if a = e.do("GET", "/v1/skus/Big", "", ""); a.num("total") != TotalMax-1 {
+		t.Fatalf("refused restock applied: %s", a.raw)
+	}
 	// PUT below committed.
 	want(t, e.do("PUT", "/v1/skus/A", testToken, `{"total":9}`), 409, "total_below_committed")
 
@@ -584,6 +590,41 @@ func TestReadTimeout(t *testing.T) {
 	srv.m.set.WritePrometheus(&buf)
 	if !strings.Contains(buf.String(), `flashsale_http_errors_total{endpoint="other",error="request_timeout"} 1`) {
 		t.Fatalf("/metrics does not count the 408 as request_timeout")
+	}
+}
+
+// TestConnsMax pins what docs/http.md says of --max-conns: past it
+// fasthttp itself answers a plain-text 503 (no JSON body, no Retry-After)
+// before reading the request, and closes the connection; no handler of ours
+// runs for it.
+func TestConnsMax(t *testing.T) {
+	e := newEnv(t, Config{ConnsMax: 1})
+	first, err := e.ln.Dial()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	// An answered keep-alive request: first holds the only connection slot.
+	if _, err := io.WriteString(first, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	var resp fasthttp.Response
+	if err := resp.Read(bufio.NewReader(first)); err != nil || resp.StatusCode() != 200 {
+		t.Fatalf("first connection: %d %v", resp.StatusCode(), err)
+	}
+	second, err := e.ln.Dial()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Close()
+	resp.Reset()
+	if err := resp.Read(bufio.NewReader(second)); err != nil {
+		t.Fatalf("second connection: %v", err)
+	}
+	if resp.StatusCode() != 503 || string(resp.Header.ContentType()) != "text/plain" || resp.Header.Peek("Retry-After") != nil ||
+		!resp.ConnectionClose() {
+		t.Fatalf("second connection: %d %s Retry-After %q close %v: %s", resp.StatusCode(), resp.Header.ContentType(),
+			resp.Header.Peek("Retry-After"), resp.ConnectionClose(), resp.Body())
 	}
 }
 

@@ -1,7 +1,8 @@
 // Package server is flashsale's HTTP endpoint: a fasthttp handler that
 // speaks the v1 contract of docs/http.md in front of an *engine.Engine.
 //
-// Start with New, Handler, Serve and Shutdown (server.go). A request flows
+// Start with New, Handler, Serve and Shutdown (server.go); NewRecovering and
+// Attach serve probes while the engine still recovers. A request flows
 // through route (the path and method), the in-flight bounds (overall and per
 // SKU stripe: past them 503 overloaded with Retry-After, never a queue), the
 // strict parser (parse.go: fastjson, no reflection), one engine call under a

@@ -51,10 +51,14 @@ const (
 )
 
 // Server is the HTTP endpoint of one engine. It does not own the engine:
-// the caller opens it before New and closes it after Shutdown. All methods
-// are safe for concurrent use.
+// the caller opens it before New (or Attach) and closes it after Shutdown.
+// All methods are safe for concurrent use.
 type Server struct {
+	// eng and syncer are set once, before attached becomes true; requests
+	// read them only after seeing attached true.
 	eng      backend
+	syncer   Syncer
+	attached atomic.Bool
 	cfg      Config
 	log      *slog.Logger
 	srv      *fasthttp.Server
@@ -105,36 +109,19 @@ func New(eng *engine.Engine, cfg Config) *Server {
 	return newServer(eng, cfg)
 }
 
-func newServer(eng backend, cfg Config) *Server {
+// NewRecovering returns a server without an engine yet, to serve while the
+// engine recovers (engine.Open can take seconds): until Attach, /healthz
+// answers 200, /readyz 503 with the code recovering, and every other path
+// 503 unavailable, both with Retry-After; nothing is applied.
+func NewRecovering(cfg Config) *Server {
 	cfg.setDefaults()
-	s := &Server{eng: eng, cfg: cfg, log: cfg.Logger, m: newServerMetrics(), intern: map[string]string{}}
+	s := &Server{cfg: cfg, syncer: cfg.Syncer, log: cfg.Logger, m: newServerMetrics(), intern: map[string]string{}}
 	if cfg.AdminToken != "" {
 		s.hasToken = true
 		s.tokenSum = sha256.Sum256([]byte(cfg.AdminToken))
 	}
 	s.states.New = func() any { return &reqState{out: make([]byte, 0, 512)} }
-	hot := make(map[string]bool, len(cfg.HotSKUs))
-	for _, id := range cfg.HotSKUs {
-		if !validID([]byte(id)) {
-			s.log.Warn("hot SKU id ignored: not a valid id", "sku", id)
-			continue
-		}
-		if hot[id] {
-			continue // one gauge per SKU: registering a series twice panics
-		}
-		hot[id] = true
-		s.m.set.NewGauge(fmt.Sprintf(`flashsale_sku_available{sku=%q}`, id), func() float64 {
-			n, _ := s.eng.Available(id)
-			return float64(n)
-		})
-	}
 	s.m.set.NewGauge("flashsale_http_in_flight", func() float64 { return float64(s.inflight.Load()) })
-	s.m.set.NewGauge("flashsale_engine_in_flight", func() float64 { return float64(s.eng.Stats().InFlight) })
-	s.m.set.NewGauge("flashsale_engine_skus", func() float64 { return float64(s.eng.Stats().SKUs) })
-	s.m.set.NewGauge("flashsale_engine_request_ids", func() float64 { return float64(s.eng.Stats().RequestIDs) })
-	s.m.set.NewGauge("flashsale_wal_queued_records", func() float64 { return float64(s.eng.Stats().Log.Queued) })
-	s.m.set.NewGauge("flashsale_wal_durable_seq", func() float64 { return float64(s.eng.Stats().Log.Durable) })
-	s.m.set.NewGauge("flashsale_engine_synced_seq", func() float64 { return float64(s.eng.Stats().SyncedSeq) })
 	metrics.RegisterSet(s.m.set)
 
 	s.srv = &fasthttp.Server{
@@ -156,6 +143,56 @@ func newServer(eng backend, cfg Config) *Server {
 		s.log.Warn("no admin token configured: every admin endpoint answers 401 (set --admin-token or FLASHSALE_ADMIN_TOKEN)")
 	}
 	return s
+}
+
+// Attach hands a server from NewRecovering its engine (open, and kept open
+// until after Shutdown) and, when sy is not nil, the syncer of the admin
+// endpoints (in place of Config.Syncer); from then on it serves the API.
+// Call it once.
+func (s *Server) Attach(eng *engine.Engine, sy Syncer) {
+	if eng == nil {
+		panic("server: Attach of a nil engine")
+	}
+	if sy != nil {
+		s.syncer = sy
+	}
+	s.attach(eng)
+}
+
+func newServer(eng backend, cfg Config) *Server {
+	s := NewRecovering(cfg)
+	s.attach(eng)
+	return s
+}
+
+// attach sets the engine, registers its gauges and opens the API.
+func (s *Server) attach(eng backend) {
+	if s.attached.Load() {
+		panic("server: a second Attach")
+	}
+	s.eng = eng
+	hot := make(map[string]bool, len(s.cfg.HotSKUs))
+	for _, id := range s.cfg.HotSKUs {
+		if !validID([]byte(id)) {
+			s.log.Warn("hot SKU id ignored: not a valid id", "sku", id)
+			continue
+		}
+		if hot[id] {
+			continue // one gauge per SKU: registering a series twice panics
+		}
+		hot[id] = true
+		s.m.set.NewGauge(fmt.Sprintf(`flashsale_sku_available{sku=%q}`, id), func() float64 {
+			n, _ := s.eng.Available(id)
+			return float64(n)
+		})
+	}
+	s.m.set.NewGauge("flashsale_engine_in_flight", func() float64 { return float64(s.eng.Stats().InFlight) })
+	s.m.set.NewGauge("flashsale_engine_skus", func() float64 { return float64(s.eng.Stats().SKUs) })
+	s.m.set.NewGauge("flashsale_engine_request_ids", func() float64 { return float64(s.eng.Stats().RequestIDs) })
+	s.m.set.NewGauge("flashsale_wal_queued_records", func() float64 { return float64(s.eng.Stats().Log.Queued) })
+	s.m.set.NewGauge("flashsale_wal_durable_seq", func() float64 { return float64(s.eng.Stats().Log.Durable) })
+	s.m.set.NewGauge("flashsale_engine_synced_seq", func() float64 { return float64(s.eng.Stats().SyncedSeq) })
+	s.attached.Store(true)
 }
 
 // Handler returns the request handler (for fasthttp servers of one's own,
@@ -225,6 +262,9 @@ const (
 
 func (s *Server) route(ctx *fasthttp.RequestCtx, st *reqState, started time.Time) (endpoint, int) {
 	path := ctx.Path()
+	if !s.attached.Load() {
+		return s.routeRecovering(ctx, st, path)
+	}
 	switch string(path) {
 	case pathDeduct:
 		return epDeduct, s.changeEndpoint(ctx, st, epDeduct, started, s.deduct)
@@ -253,13 +293,7 @@ func (s *Server) route(ctx *fasthttp.RequestCtx, st *reqState, started time.Time
 		}
 		return epReconcile, s.reconcile(ctx, st)
 	case "/healthz":
-		if !isGet(ctx) {
-			return epHealthz, s.methodNotAllowed(ctx, st, epHealthz, allowGet)
-		}
-		ctx.SetStatusCode(fasthttp.StatusOK)
-		ctx.SetContentType(contentTypeJSON)
-		ctx.SetBodyString(`{"alive":true}`)
-		return epHealthz, fasthttp.StatusOK
+		return epHealthz, s.healthz(ctx, st)
 	case "/readyz":
 		if !isGet(ctx) {
 			return epReadyz, s.methodNotAllowed(ctx, st, epReadyz, allowGet)
@@ -301,6 +335,38 @@ func (s *Server) route(ctx *fasthttp.RequestCtx, st *reqState, started time.Time
 	}
 	return epOther, s.fail(ctx, st, epOther, apiError{status: fasthttp.StatusNotFound, code: codeNotFound,
 		msg: "no such endpoint (see docs/http.md)"})
+}
+
+// recovering is the answer to API calls before Attach.
+var recovering = apiError{status: fasthttp.StatusServiceUnavailable, code: engine.ErrUnavailable.Code,
+	msg: "the server is starting: the engine is recovering its log; nothing was applied, retry after Retry-After seconds"}
+
+// routeRecovering answers before Attach: /healthz as always, /readyz 503
+// recovering, anything else 503 unavailable.
+func (s *Server) routeRecovering(ctx *fasthttp.RequestCtx, st *reqState, path []byte) (endpoint, int) {
+	switch string(path) {
+	case "/healthz":
+		return epHealthz, s.healthz(ctx, st)
+	case "/readyz":
+		if !isGet(ctx) {
+			return epReadyz, s.methodNotAllowed(ctx, st, epReadyz, allowGet)
+		}
+		ctx.Response.Header.SetBytesV("Retry-After", retryAfter)
+		writeJSON(ctx, fasthttp.StatusServiceUnavailable,
+			append(st.out[:0], `{"ready":false,"code":"recovering","reason":"the engine is recovering its log"}`...))
+		return epReadyz, fasthttp.StatusServiceUnavailable
+	}
+	return epOther, s.fail(ctx, st, epOther, recovering)
+}
+
+func (s *Server) healthz(ctx *fasthttp.RequestCtx, st *reqState) int {
+	if !isGet(ctx) {
+		return s.methodNotAllowed(ctx, st, epHealthz, allowGet)
+	}
+	ctx.SetStatusCode(fasthttp.StatusOK)
+	ctx.SetContentType(contentTypeJSON)
+	ctx.SetBodyString(`{"alive":true}`)
+	return fasthttp.StatusOK
 }
 
 // changeEndpoint runs a POST (or PUT) change handler under the overall
@@ -603,12 +669,15 @@ func (s *Server) restockSKU(ctx *fasthttp.RequestCtx, st *reqState, rctx context
 	return fasthttp.StatusOK
 }
 
-// Ready reports whether the server should receive traffic: the engine is
-// open and healthy (recovery is done once New has an engine) and Shutdown
-// has not begun. nil when ready.
+// Ready reports whether the server should receive traffic: it has its
+// engine (recovery is done once New or Attach has it), the engine is
+// healthy and Shutdown has not begun. nil when ready.
 func (s *Server) Ready() error {
 	if s.closing.Load() {
 		return errors.New("shutting down")
+	}
+	if !s.attached.Load() {
+		return errors.New("recovering: the engine is not open yet")
 	}
 	return s.eng.Err()
 }
@@ -632,12 +701,12 @@ var syncDisabled = apiError{status: fasthttp.StatusServiceUnavailable, code: cod
 	msg: "no MySQL syncer runs in this server (start it with --mysql-dsn)"}
 
 func (s *Server) syncStatus(ctx *fasthttp.RequestCtx, st *reqState) int {
-	if s.cfg.Syncer == nil {
+	if s.syncer == nil {
 		return s.fail(ctx, st, epSync, syncDisabled)
 	}
 	rctx, cancel := context.WithTimeout(context.Background(), AdminTimeoutDefault)
 	defer cancel()
-	status, err := s.cfg.Syncer.Status(rctx)
+	status, err := s.syncer.Status(rctx)
 	if err != nil {
 		return s.fail(ctx, st, epSync, mapError(err))
 	}
@@ -645,12 +714,12 @@ func (s *Server) syncStatus(ctx *fasthttp.RequestCtx, st *reqState) int {
 }
 
 func (s *Server) reconcile(ctx *fasthttp.RequestCtx, st *reqState) int {
-	if s.cfg.Syncer == nil {
+	if s.syncer == nil {
 		return s.fail(ctx, st, epReconcile, syncDisabled)
 	}
 	rctx, cancel := context.WithTimeout(context.Background(), AdminTimeoutDefault)
 	defer cancel()
-	report, drift, err := s.cfg.Syncer.Reconcile(rctx)
+	report, drift, err := s.syncer.Reconcile(rctx)
 	if err != nil {
 		return s.fail(ctx, st, epReconcile, mapError(err))
 	}

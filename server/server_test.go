@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttputil"
 
 	"github.com/flashsale/flashsale/engine"
 )
@@ -801,5 +802,62 @@ func TestMethods(t *testing.T) {
 	a = e.do("POST", "/v1/sync", testToken, "")
 	if want(t, a, 405, "method_not_allowed"); a.header["Allow"] != "GET, HEAD" {
 		t.Fatalf("POST /v1/sync: Allow %q", a.header["Allow"])
+	}
+}
+
+// TestRecovering: before Attach the server answers /healthz 200, /readyz
+// 503 recovering and every other path 503 unavailable, with Retry-After;
+// after Attach it serves the API.
+func TestRecovering(t *testing.T) {
+	srv := NewRecovering(Config{AdminToken: testToken})
+	ln := fasthttputil.NewInmemoryListener()
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	eng := openEngine(t, t.TempDir(), newClock())
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+		if err := eng.Close(); err != nil {
+			t.Errorf("engine.Close: %v", err)
+		}
+	})
+	client := &fasthttp.Client{Dial: func(string) (net.Conn, error) { return ln.Dial() }}
+	if a := doRequest(t, client, "GET", "/healthz", "", ""); a.status != 200 {
+		t.Fatalf("healthz while recovering: %d %s", a.status, a.raw)
+	}
+	want(t, doRequest(t, client, "POST", "/healthz", "", ""), 405, "method_not_allowed")
+	a := doRequest(t, client, "GET", "/readyz", "", "")
+	if a.status != 503 || a.str("code") != "recovering" || a.boolean("ready") || a.header["Retry-After"] != "1" {
+		t.Fatalf("readyz while recovering: %d %v %s", a.status, a.header, a.raw)
+	}
+	if srv.Ready() == nil {
+		t.Fatal("Ready() nil before Attach")
+	}
+	for _, c := range []struct{ method, path, token, body string }{
+		{"POST", "/v1/deduct", "", `{"request_id":"r","items":[{"sku":"A","qty":1}]}`},
+		{"GET", "/v1/skus/A", "", ""},
+		{"PUT", "/v1/skus/A", testToken, `{"total":1}`},
+		{"GET", "/metrics", "", ""},
+		{"GET", "/nothing", "", ""},
+	} {
+		a := doRequest(t, client, c.method, c.path, c.token, c.body)
+		if want(t, a, 503, "unavailable"); a.header["Retry-After"] != "1" {
+			t.Fatalf("%s %s while recovering: Retry-After %q", c.method, c.path, a.header["Retry-After"])
+		}
+	}
+	srv.Attach(eng, nil)
+	if a := doRequest(t, client, "GET", "/readyz", "", ""); a.status != 200 {
+		t.Fatalf("readyz after Attach: %d %s", a.status, a.raw)
+	}
+	want(t, doRequest(t, client, "PUT", "/v1/skus/A", testToken, `{"total":1}`), 200, "")
+	want(t, doRequest(t, client, "POST", "/v1/deduct", "", `{"request_id":"r","items":[{"sku":"A","qty":1}]}`), 200, "")
+	if a := doRequest(t, client, "GET", "/metrics", "", ""); a.status != 200 || !strings.Contains(a.raw, "flashsale_engine_skus") {
+		t.Fatalf("metrics after Attach: %d", a.status)
 	}
 }

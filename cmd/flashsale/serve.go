@@ -50,8 +50,11 @@ answer 401 to everyone. --demo creates a few SKUs (demo-phone, demo-hoodie,
 demo-sticker) if absent, generates an admin token if none is given, and prints
 a curl line to try.
 
+The listener is bound before the engine recovers: until recovery is done,
+/healthz answers 200, /readyz 503 (code recovering) and everything else 503.
+
 SIGTERM or SIGINT: stop accepting, finish requests in flight, make the log
-durable, exit 0 (within 10 s).
+durable, exit 0 (within 10 s); during recovery, exit 0 at once.
 
 Flags:
 `
@@ -186,6 +189,9 @@ func newLogger(format, level string, w io.Writer) (*slog.Logger, error) {
 	return nil, fmt.Errorf("serve: --log-format %q: want text or json", format)
 }
 
+// openEngine opens the engine; a test replaces it to hold recovery.
+var openEngine = engine.Open
+
 // serveMain runs `flashsale serve`.
 func serveMain(args []string) error {
 	f, help, err := parseServeFlags(args, os.Stderr)
@@ -196,6 +202,23 @@ func serveMain(args []string) error {
 	if err != nil {
 		return usageError(err)
 	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	return serve(ctx, stop, f, log, os.Stdout)
+}
+
+// openResult is the outcome of opening the engine.
+type openResult struct {
+	eng *engine.Engine
+	err error
+}
+
+// serve runs the server until ctx ends (the signal), then shuts down; stop
+// ends ctx's signal handling, so a second signal kills at once. The API
+// listener is bound before the engine recovers: until it is open, /healthz
+// answers 200 and /readyz 503 recovering (server.NewRecovering). The demo
+// text goes to stdout.
+func serve(ctx context.Context, stop context.CancelFunc, f serveFlags, log *slog.Logger, stdout io.Writer) error {
 	generatedToken := false
 	if f.demo && f.adminToken == "" {
 		var b [demoTokenBytes]byte
@@ -204,20 +227,93 @@ func serveMain(args []string) error {
 		}
 		f.adminToken, generatedToken = hex.EncodeToString(b[:]), true
 	}
-
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
+	hot := splitList(f.hotSKUs)
+	if f.demo && len(hot) == 0 {
+		hot = demoSKUNames()
+	}
+	srv := server.NewRecovering(server.Config{
+		AdminToken:     f.adminToken,
+		BodyBytesMax:   f.bodyBytesMax,
+		RequestTimeout: f.requestTimeout,
+		ReadTimeout:    f.readTimeout,
+		WriteTimeout:   f.writeTimeout,
+		IdleTimeout:    f.idleTimeout,
+		ConnsMax:       f.connsMax,
+		InFlightMax:    f.inFlightMax,
+		HotSKUs:        hot,
+		Logger:         log.With("component", "server"),
+	})
+	ln, err := net.Listen("tcp", f.listen)
+	if err != nil {
+		return fmt.Errorf("serve: --listen: %w", err)
+	}
+	var admin *http.Server
+	if f.adminListen != "" {
+		aln, err := net.Listen("tcp", f.adminListen)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("serve: --admin-listen: %w", err)
+		}
+		admin = &http.Server{Handler: adminMux(), ReadHeaderTimeout: adminHeaderTimeout}
+		go func() {
+			if err := admin.Serve(aln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("admin listener", "err", err)
+			}
+		}()
+		log.Info("operator listener (pprof)", "addr", aln.Addr().String())
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	addr := ln.Addr().String()
+	log.Info("listening; the engine recovers", "addr", addr, "dir", f.data)
+	// stopHTTP stops the listeners before the server has its engine (no
+	// request reached it); it returns err.
+	stopHTTP := func(err error) error {
+		hctx, cancel := context.WithTimeout(context.Background(), shutdownHTTPTimeout)
+		defer cancel()
+		if err := srv.Shutdown(hctx); err != nil {
+			log.Warn("stopping the HTTP server", "err", err)
+		}
+		if admin != nil {
+			_ = admin.Close()
+		}
+		return err
+	}
 
 	started := time.Now()
-	eng, err := engine.Open(engine.Options{
-		Dir:           f.data,
-		Logger:        log.With("component", "engine"),
-		KeepUnsynced:  f.mysqlDSN != "",
-		RequestIDsMax: int(f.requestIDsMax),
-		WAL:           wal.Options{OnCommit: server.ObserveWALCommit},
-	})
-	if err != nil {
-		return fmt.Errorf("serve: opening the engine in %s: %w", f.data, err)
+	opened := make(chan openResult, 1)
+	go func() {
+		eng, err := openEngine(engine.Options{
+			Dir:           f.data,
+			Logger:        log.With("component", "engine"),
+			KeepUnsynced:  f.mysqlDSN != "",
+			RequestIDsMax: int(f.requestIDsMax),
+			WAL:           wal.Options{OnCommit: server.ObserveWALCommit},
+		})
+		opened <- openResult{eng, err}
+	}()
+	var eng *engine.Engine
+	select {
+	case <-ctx.Done():
+		// Recovery has no way to stop early, and waiting for it could
+		// take longer than the shutdown budget. Nothing was accepted yet,
+		// so leaving it mid-way is safe (recovery is crash-safe, like any
+		// instant of the engine's life): the next start recovers again.
+		log.Info("signal received during recovery: exiting without waiting for it")
+		stop()
+		go func() {
+			if r := <-opened; r.err == nil {
+				_ = r.eng.Close()
+			}
+		}()
+		err := stopHTTP(nil)
+		log.Info("stopped during recovery")
+		return err
+	case r := <-opened:
+		if r.err != nil {
+			return stopHTTP(fmt.Errorf("serve: opening the engine in %s: %w", f.data, r.err))
+		}
+		eng = r.eng
 	}
 	st := eng.Stats()
 	log.Info("engine recovered", "dir", f.data, "skus", st.SKUs, "durable_seq", st.Log.Durable,
@@ -232,12 +328,12 @@ func serveMain(args []string) error {
 
 	if f.rebuild {
 		if f.mysqlDSN == "" {
-			return errors.Join(usageError(errors.New("serve: --rebuild-from-mysql needs --mysql-dsn")), closeEngine())
+			return stopHTTP(errors.Join(usageError(errors.New("serve: --rebuild-from-mysql needs --mysql-dsn")), closeEngine()))
 		}
 		cfg := f.sync
 		cfg.DSN, cfg.Logger = f.mysqlDSN, log.With("component", "rebuild")
 		if _, err := rebuildFromMySQL(ctx, eng, cfg); err != nil {
-			return errors.Join(fmt.Errorf("serve: --rebuild-from-mysql: %w", err), closeEngine())
+			return stopHTTP(errors.Join(fmt.Errorf("serve: --rebuild-from-mysql: %w", err), closeEngine()))
 		}
 	}
 	var syncer syncHandle
@@ -247,7 +343,7 @@ func serveMain(args []string) error {
 		syncer, err = startSync(ctx, eng, cfg)
 		if err != nil {
 			log.Error("starting the MySQL syncer", "err", err)
-			return errors.Join(fmt.Errorf("serve: starting the MySQL syncer: %w", err), closeEngine())
+			return stopHTTP(errors.Join(fmt.Errorf("serve: starting the MySQL syncer: %w", err), closeEngine()))
 		}
 	}
 	closeAll := func() error {
@@ -259,60 +355,20 @@ func serveMain(args []string) error {
 		}
 		return errors.Join(append(errs, closeEngine())...)
 	}
-
-	hot := splitList(f.hotSKUs)
 	if f.demo {
 		if err := createDemoCatalog(ctx, eng); err != nil {
-			return errors.Join(err, closeAll())
-		}
-		if len(hot) == 0 {
-			hot = demoSKUNames()
+			return stopHTTP(errors.Join(err, closeAll()))
 		}
 	}
 
-	cfg := server.Config{
-		AdminToken:     f.adminToken,
-		BodyBytesMax:   f.bodyBytesMax,
-		RequestTimeout: f.requestTimeout,
-		ReadTimeout:    f.readTimeout,
-		WriteTimeout:   f.writeTimeout,
-		IdleTimeout:    f.idleTimeout,
-		ConnsMax:       f.connsMax,
-		InFlightMax:    f.inFlightMax,
-		HotSKUs:        hot,
-		Logger:         log.With("component", "server"),
-	}
+	var sy server.Syncer
 	if syncer != nil {
-		cfg.Syncer = syncer
+		sy = syncer
 	}
-	srv := server.New(eng, cfg)
-
-	ln, err := net.Listen("tcp", f.listen)
-	if err != nil {
-		return errors.Join(fmt.Errorf("serve: --listen: %w", err), closeAll())
-	}
-	var admin *http.Server
-	if f.adminListen != "" {
-		aln, err := net.Listen("tcp", f.adminListen)
-		if err != nil {
-			ln.Close()
-			return errors.Join(fmt.Errorf("serve: --admin-listen: %w", err), closeAll())
-		}
-		admin = &http.Server{Handler: adminMux(), ReadHeaderTimeout: adminHeaderTimeout}
-		go func() {
-			if err := admin.Serve(aln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				log.Error("admin listener", "err", err)
-			}
-		}()
-		log.Info("operator listener (pprof)", "addr", aln.Addr().String())
-	}
-
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	addr := ln.Addr().String()
+	srv.Attach(eng, sy)
 	log.Info("serving", "addr", addr, "admin_token_set", f.adminToken != "", "mysql_sync", syncer != nil)
 	if f.demo {
-		printDemo(os.Stdout, addr, f.adminToken, generatedToken)
+		printDemo(stdout, addr, f.adminToken, generatedToken)
 	}
 
 	var serveErr error

@@ -196,7 +196,7 @@ func Open(opts Options) (*Engine, error) {
 		return nil, errors.New("engine: Options.Dir is required")
 	}
 	opts.setDefaults()
-	if err := opts.FS.MkdirAll(opts.Dir, 0o755); err != nil {
+	if err := mkdirDurable(opts.FS, opts.Dir); err != nil {
 		return nil, fmt.Errorf("engine: %w", err)
 	}
 	log, err := wal.Open(opts.FS.PathJoin(opts.Dir, "log"), opts.WAL)
@@ -228,6 +228,36 @@ func Open(opts Options) (*Engine, error) {
 		go e.background()
 	}
 	return e, nil
+}
+
+// mkdirDurable creates dir and its missing parents, and syncs the parent of
+// each directory it created, so that a power loss cannot take the new data
+// directory (and every acknowledged change in it) away: Pebble makes the
+// log durable inside dir, not dir itself inside its parent.
+func mkdirDurable(fs vfs.FS, dir string) error {
+	var created []string
+	for d := dir; ; {
+		if _, err := fs.Stat(d); err == nil {
+			break
+		}
+		created = append(created, d)
+		parent := fs.PathDir(d)
+		if parent == d {
+			break
+		}
+		d = parent
+	}
+	if err := fs.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for i := len(created) - 1; i >= 0; i-- {
+		if parent := fs.PathDir(created[i]); parent != created[i] {
+			if err := syncDir(fs, parent); err != nil {
+				return fmt.Errorf("sync %s: %w", parent, err)
+			}
+		}
+	}
+	return nil
 }
 
 // Log returns the engine's log, for the syncer to tail (Read up to Durable).
@@ -279,6 +309,13 @@ func (e *Engine) Get(ctx context.Context, id string) (SKUState, error) {
 	if e.closed.Load() {
 		return SKUState{}, e.Err()
 	}
+	return e.get(ctx, id, e.stop)
+}
+
+// get asks id's actor for its state. stop, when it closes, ends the wait
+// (the actor may be gone before it answers); changes in flight pass nil, as
+// Close keeps the actors until they are done.
+func (e *Engine) get(ctx context.Context, id string, stop <-chan struct{}) (SKUState, error) {
 	r := e.ref(id)
 	if r == nil {
 		return SKUState{}, &ItemError{Err: ErrUnknownSKU, SKU: id}
@@ -288,7 +325,7 @@ func (e *Engine) Get(ctx context.Context, id string) (SKUState, error) {
 	select {
 	case s := <-m.reply:
 		return s, nil
-	case <-e.stop: // closing: the actor may be gone before it answers
+	case <-stop:
 		return SKUState{}, e.Err()
 	case <-ctx.Done():
 		return SKUState{}, ctx.Err()
@@ -342,14 +379,18 @@ func (e *Engine) Close() error {
 	return errors.Join(errs...)
 }
 
-// enter counts a change in flight, refusing it past the engine's bound.
+// enter counts a change in flight, refusing it past the engine's bound or
+// once Close has begun. It counts first and checks closed after: Close sets
+// closed, then waits for the count to reach zero, so either Close sees this
+// change in flight or this change sees closed.
 func (e *Engine) enter() error {
-	if e.closed.Load() || e.bug.Load() != nil {
-		return e.Err()
-	}
 	if e.inflight.Add(1) > e.opts.InFlightMax {
 		e.inflight.Add(-1)
 		return ErrOverloaded
+	}
+	if e.closed.Load() || e.bug.Load() != nil {
+		e.inflight.Add(-1)
+		return e.Err()
 	}
 	return nil
 }

@@ -490,7 +490,7 @@ func (e *Engine) Restock(ctx context.Context, rr RestockRequest) (SKUState, Resu
 		}
 		res = Result{Seq: c.seq}
 	}
-	st, err := e.Get(ctx, rr.SKU)
+	st, err := e.get(ctx, rr.SKU, nil) // durable: Close waits for this call
 	return st, res, err
 }
 
@@ -516,7 +516,7 @@ func (e *Engine) SetSKU(ctx context.Context, sr SetSKURequest) (SKUState, Result
 	if err := waitCall(ctx, c); err != nil {
 		return SKUState{}, Result{}, err
 	}
-	st, err := e.Get(ctx, sr.SKU)
+	st, err := e.get(ctx, sr.SKU, nil) // durable: Close waits for this call
 	return st, Result{Seq: c.seq}, err
 }
 
@@ -566,6 +566,13 @@ const expireParallel = 1024
 // starting new expiries (the rest stay queued for the next call) and returns
 // the first error.
 func (e *Engine) ExpireDue(ctx context.Context) (int, error) {
+	// Counted as a change in flight, so that Close waits for it (the
+	// settles need the SKU actors alive). Not bounded by InFlightMax.
+	e.inflight.Add(1)
+	defer e.leave()
+	if e.closed.Load() || e.bug.Load() != nil {
+		return 0, e.Err()
+	}
 	now := e.nowMs()
 	var (
 		wg       sync.WaitGroup
@@ -625,7 +632,7 @@ func (e *Engine) background() {
 			return
 		case <-t.C:
 		}
-		if _, err := e.ExpireDue(context.Background()); err != nil {
+		if _, err := e.ExpireDue(context.Background()); err != nil && !e.closed.Load() {
 			e.opts.Logger.Error("engine: expiring reservations", "err", err)
 		}
 		if e.log.Durable()-e.snapSeq.Load() >= e.opts.SnapshotEveryRecords {

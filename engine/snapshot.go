@@ -122,6 +122,14 @@ func (e *Engine) recover() (*State, error) {
 	if st.Seq < e.log.Durable() && st.Seq+1 < e.log.First() {
 		return nil, fmt.Errorf("engine: state at %d, log from %d", st.Seq, e.log.First())
 	}
+	if st.Seq > e.log.Durable() {
+		// The log never ends below a snapshot (truncation keeps the seqs
+		// rising), so it was lost or replaced by an older copy: new
+		// records would reuse seqs the snapshot already covers and be
+		// skipped at the next recovery.
+		return nil, fmt.Errorf("engine: snapshot at seq %d is ahead of the log (durable to %d): the log in %s was lost or restored from an older copy",
+			st.Seq, e.log.Durable(), e.opts.FS.PathJoin(e.opts.Dir, "log"))
+	}
 	return st, nil
 }
 

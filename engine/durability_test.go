@@ -1,0 +1,149 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
+
+// TestPowerLossKeepsNewDataDir: a data directory that Open creates is made
+// durable in its parent, so an acknowledged change survives a power loss
+// (an in-memory file system that forgets whatever was not synced).
+func TestPowerLossKeepsNewDataDir(t *testing.T) {
+	for _, dir := range []string{"data", "srv/flash/data"} {
+		fs := vfs.NewCrashableMem()
+		e, err := Open(Options{Dir: dir, FS: fs, ExpiryTick: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		mustSet(t, e, "A", 10, 0)
+		res, err := e.Deduct(context.Background(), DeductRequest{RequestID: "d1", Items: []Item{{"A", 1}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		clone := fs.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: 0})
+		e.Close()
+		e2, err := Open(Options{Dir: dir, FS: clone, ExpiryTick: -1})
+		if err != nil {
+			t.Fatalf("%s: open after power loss: %v", dir, err)
+		}
+		r2, err := e2.Deduct(context.Background(), DeductRequest{RequestID: "d1", Items: []Item{{"A", 1}}})
+		if err != nil || !r2.Replayed || r2.Seq != res.Seq {
+			t.Errorf("%s: deduct d1 (seq %d) lost in a power loss: %+v %v", dir, res.Seq, r2, err)
+		}
+		e2.Close()
+	}
+}
+
+// TestOpenRefusesSnapshotAheadOfLog: a log lost (or restored from an older
+// copy) beside a newer snapshot stops Open; serving would hand out seqs the
+// snapshot covers, and the next recovery would skip those changes.
+func TestOpenRefusesSnapshotAheadOfLog(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	e := openTest(t, dir, nil, nil)
+	mustSet(t, e, "A", 100, 0)
+	for i := range 10 {
+		if _, err := e.Deduct(ctx, DeductRequest{RequestID: fmt.Sprintf("d%d", i), Items: []Item{{"A", 1}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.Close(); err != nil { // writes a snapshot at seq 11
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(dir, "log")); err != nil {
+		t.Fatal(err)
+	}
+	e, err := Open(Options{Dir: dir, ExpiryTick: -1})
+	if err == nil {
+		e.Close()
+		t.Fatal("Open served a snapshot at seq 11 over an empty log")
+	}
+	if !strings.Contains(err.Error(), "ahead of the log") {
+		t.Fatalf("Open: %v", err)
+	}
+}
+
+// TestExpireDueDuringClose: an ExpireDue racing Close finishes (Close waits
+// for it, or it is refused); it used to wait forever for actors Close had
+// stopped.
+func TestExpireDueDuringClose(t *testing.T) {
+	clock := newFakeClock()
+	e := openTest(t, t.TempDir(), clock, nil)
+	ctx := context.Background()
+	const skus, perSKU = 50, 100
+	for s := range skus {
+		mustSet(t, e, fmt.Sprintf("S%d", s), perSKU, 0)
+	}
+	var wg sync.WaitGroup
+	for s := range skus {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range perSKU {
+				if _, err := e.Reserve(ctx, ReserveRequest{RequestID: fmt.Sprintf("r%d-%d", s, i),
+					Items: []Item{{fmt.Sprintf("S%d", s), 1}}, TTL: time.Second}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	clock.Advance(2 * time.Second)
+	done := make(chan error, 1)
+	go func() { _, err := e.ExpireDue(ctx); done <- err }()
+	time.Sleep(2 * time.Millisecond)
+	cerr := e.Close()
+	select {
+	case err := <-done:
+		if err != nil && !errors.Is(err, ErrUnavailable) {
+			t.Errorf("ExpireDue during Close: %v", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatalf("ExpireDue still blocked a minute after Close returned (Close: %v)", cerr)
+	}
+}
+
+// TestRestockDuringCloseIsAnsweredAsDone: a restock that Close let finish is
+// answered as done (it is durable), not as unavailable.
+func TestRestockDuringCloseIsAnsweredAsDone(t *testing.T) {
+	for range 5 {
+		dir := t.TempDir()
+		e := openTest(t, dir, nil, nil)
+		mustSet(t, e, "A", 10, 0)
+		type out struct {
+			st  SKUState
+			err error
+		}
+		ch := make(chan out, 1)
+		go func() {
+			st, _, err := e.Restock(context.Background(), RestockRequest{RequestID: "r1", SKU: "A", Qty: 5})
+			ch <- out{st, err}
+		}()
+		for e.inflight.Load() == 0 && len(ch) == 0 {
+			time.Sleep(10 * time.Microsecond)
+		}
+		if err := e.Close(); err != nil {
+			t.Fatal(err)
+		}
+		o := <-ch
+		e2 := openTest(t, dir, nil, nil)
+		total := mustGet(t, e2, "A").Total
+		e2.Close()
+		switch {
+		case o.err == nil && (total != 15 || o.st.Total != 15):
+			t.Fatalf("restock answered done (total %d) but the total after restart is %d", o.st.Total, total)
+		case o.err != nil && total != 10:
+			t.Fatalf("restock answered %v but it was applied: total after restart %d", o.err, total)
+		}
+	}
+}

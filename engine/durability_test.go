@@ -147,3 +147,43 @@ func TestRestockDuringCloseIsAnsweredAsDone(t *testing.T) {
 		}
 	}
 }
+
+// TestRestockRacingCreate: a restock that finds a SKU while SetSKU is
+// creating it is logged after the SKU's set_total, so the log still folds
+// and the engine reopens.
+func TestRestockRacingCreate(t *testing.T) {
+	dir := t.TempDir()
+	e := openTest(t, dir, nil, nil)
+	ctx := context.Background()
+	for i := range 200 {
+		sku := fmt.Sprintf("new%d", i)
+		var wg sync.WaitGroup
+		wg.Add(2)
+		go func() { defer wg.Done(); mustSet(t, e, sku, 10, 0) }()
+		go func() {
+			defer wg.Done()
+			for {
+				_, _, err := e.Restock(ctx, RestockRequest{RequestID: "rs-" + sku, SKU: sku, Qty: 5})
+				if errors.Is(err, ErrUnknownSKU) {
+					continue
+				}
+				if err != nil {
+					t.Errorf("restock %s: %v", sku, err)
+				}
+				return
+			}
+		}()
+		wg.Wait()
+	}
+	checkLiveEqualsFold(t, e)
+	if err := e.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	e = openTest(t, dir, nil, nil)
+	defer e.Close()
+	for i := range 200 {
+		if st := mustGet(t, e, fmt.Sprintf("new%d", i)); st.Total != 15 {
+			t.Fatalf("new%d after reopen: %+v", i, st)
+		}
+	}
+}

@@ -510,9 +510,8 @@ func (e *Engine) SetSKU(ctx context.Context, sr SetSKURequest) (SKUState, Result
 		return SKUState{}, Result{}, err
 	}
 	defer e.leave()
-	ref := e.ensureSKU(sr.SKU)
 	c := newCall(nil)
-	e.root.Send(ref.pid, &setMsg{c: c, total: sr.Total, limit: sr.LimitPerUser, nowMs: e.nowMs()})
+	e.sendSet(sr.SKU, &setMsg{c: c, total: sr.Total, limit: sr.LimitPerUser, nowMs: e.nowMs()})
 	if err := waitCall(ctx, c); err != nil {
 		return SKUState{}, Result{}, err
 	}
@@ -529,20 +528,25 @@ func waitCall(ctx context.Context, c *call) error {
 	}
 }
 
-// ensureSKU returns the SKU's ref, creating the SKU (empty) and its actor
-// when it does not exist.
-func (e *Engine) ensureSKU(id string) *skuRef {
+// sendSet sends m to SKU id's actor, creating the SKU (empty) and its actor
+// when it does not exist. A new SKU is published (found by other calls) only
+// after m is in its actor's mailbox, so that its set_total record is logged
+// before any other record naming it: a restock racing the creation would
+// otherwise be logged first, and no fold could read that log.
+func (e *Engine) sendSet(id string, m *setMsg) {
 	if r := e.ref(id); r != nil {
-		return r
+		e.root.Send(r.pid, m)
+		return
 	}
 	e.skuMu.Lock()
 	defer e.skuMu.Unlock()
 	if r := e.ref(id); r != nil {
-		return r
+		e.root.Send(r.pid, m)
+		return
 	}
 	r := e.spawn(newSKU(id))
+	e.root.Send(r.pid, m)
 	e.skus.add(r)
-	return r
 }
 
 // spawn starts the actor of SKU s; the caller publishes the ref (skus.add).

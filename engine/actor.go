@@ -225,9 +225,10 @@ type (
 // while its queue is full (bounded backpressure).
 //
 // A take is queued; the queued takes are decided together (decide) when the
-// mailbox run ends (skuMailbox calls it), when outBatchRecordsMax are queued,
-// or before the actor handles anything else, so the actor decides and logs
-// in the order it received. Their records reach the log in one call, so a
+// mailbox run ends (skuMailbox calls it), when outMax are queued
+// (outBatchRecordsMax, or the log's BatchRecordsMax if smaller), or before
+// the actor handles anything else, so the actor decides and logs in the
+// order it received. Their records reach the log in one call, so a
 // hot SKU logs many sales at once. Causal order holds: a take never depends
 // on a change that is not yet in the log (frees are logged by this actor
 // before it decides anything after them, or by the coordinator before they
@@ -241,7 +242,7 @@ func (a *skuActor) Receive(ctx actor.Context) {
 		return
 	}
 	a.ref.in.ops = append(a.ref.in.ops, m)
-	if len(a.ref.in.ops) >= outBatchRecordsMax {
+	if len(a.ref.in.ops) >= a.e.outMax {
 		a.ref.decide()
 	}
 }

@@ -171,6 +171,7 @@ type Engine struct {
 
 	skus     skuIndex
 	skuMu    sync.Mutex // one SKU created at a time
+	outMax   int        // takes an actor queues before deciding: outBatchRecordsMax, at most the log's batch
 	requests *table     // deducts and reservations
 	restocks *table
 	returns  *table
@@ -204,7 +205,11 @@ func Open(opts Options) (*Engine, error) {
 		return nil, err
 	}
 	e := &Engine{opts: opts, log: log, requests: newTable(opts.RequestIDsMax),
-		restocks: newTable(opts.RequestIDsMax), returns: newTable(opts.RequestIDsMax), stop: make(chan struct{})}
+		restocks: newTable(opts.RequestIDsMax), returns: newTable(opts.RequestIDsMax), stop: make(chan struct{}),
+		outMax: outBatchRecordsMax}
+	if n := opts.WAL.BatchRecordsMax; n > 0 && n < e.outMax {
+		e.outMax = n // the log refuses a larger AppendBatch
+	}
 	logger := opts.Logger
 	e.sys = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
 		return logger.With("component", "protoactor")

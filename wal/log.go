@@ -146,17 +146,39 @@ func Key(seq uint64) []byte { return binary.BigEndian.AppendUint64(nil, seq) }
 // stored with fsync before Open returns; see ID.
 func Open(dir string, opts Options) (*Log, error) {
 	opts.setDefaults()
+	// Pebble reports storage trouble it meets outside a commit (a flush or
+	// a compaction that cannot write, for a full disk) only to its event
+	// listener; commits then stall once the memtables are full. The log
+	// fails for good on the first such error, so that it says so (Err, and
+	// the engine's readiness) and refuses new records at once, instead of
+	// letting them queue behind a stall.
+	var opened atomic.Pointer[Log]
+	listener := pebble.EventListener{
+		BackgroundError: func(err error) {
+			if l := opened.Load(); l != nil {
+				l.failBackground(err)
+			} else {
+				opts.Logger.Error("wal: storage error while opening", "err", err)
+			}
+		},
+		WriteStallBegin: func(info pebble.WriteStallBeginInfo) {
+			opts.Logger.Warn("wal: writes stalled", "reason", info.Reason)
+		},
+		WriteStallEnd: func() { opts.Logger.Info("wal: writes resumed") },
+	}
 	db, err := pebble.Open(dir, &pebble.Options{
 		FS:                 opts.FS,
 		FormatMajorVersion: pebble.FormatNewest,
 		Logger:             pebbleLogger{opts.Logger},
 		MemTableSize:       64 << 20,
+		EventListener:      &listener,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("wal: open %s: %w", dir, err)
 	}
 	l := &Log{db: db, opts: opts, notify: make(chan struct{}), done: make(chan struct{}),
 		free: make(chan *group, 4)}
+	opened.Store(l)
 	l.work.L, l.room.L = &l.mu, &l.mu
 	floor, last, err := scan(db)
 	if err != nil {
@@ -451,20 +473,44 @@ func (l *Log) commitLoop() {
 			l.err = fmt.Errorf("%w: %w", ErrFailed, err)
 			l.opts.Logger.Error("wal: commit failed; refusing all further writes", "err", err)
 		}
-		failed := l.err
-		groups := []*group{g}
-		if failed != nil {
-			groups = append(groups, l.queue...)
-			l.queue, l.queued = nil, 0
+		// g is answered by its own commit: durable if that returned nil,
+		// even when the log failed meanwhile (a background error). Once the
+		// log has failed, what is still queued is answered with its error.
+		done := ackWork{groups: []*group{g}, err: err}
+		if err != nil {
+			done.err = l.err
 		} else {
 			l.durable.Store(g.last)
 			close(l.notify)
 			l.notify = make(chan struct{})
 		}
+		var rest ackWork
+		if l.err != nil && len(l.queue) > 0 {
+			rest = ackWork{groups: l.queue, err: l.err}
+			l.queue, l.queued = nil, 0
+		}
 		l.room.Broadcast()
 		l.mu.Unlock()
-		acks <- ackWork{groups: groups, err: failed}
+		acks <- done
+		if rest.groups != nil {
+			acks <- rest
+		}
 	}
+}
+
+// failBackground fails the log for good after a storage error outside a
+// commit (Pebble's event listener), unless it is closing.
+func (l *Log) failBackground(err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.err != nil || l.closing {
+		return
+	}
+	l.err = fmt.Errorf("%w: storage: %w", ErrFailed, err)
+	l.opts.Logger.Error("wal: storage failed in the background; refusing all further writes", "err", err)
+	l.room.Broadcast() // appenders waiting for room get the error
+	close(l.notify)    // and WaitDurable's callers
+	l.notify = make(chan struct{})
 }
 
 // ackWork is a committed (or failed) run of groups whose acks are due.

@@ -368,7 +368,7 @@ func serve(ctx context.Context, stop context.CancelFunc, f serveFlags, log *slog
 	srv.Attach(eng, sy)
 	log.Info("serving", "addr", addr, "admin_token_set", f.adminToken != "", "mysql_sync", syncer != nil)
 	if f.demo {
-		printDemo(stdout, addr, f.adminToken, generatedToken)
+		printDemo(stdout, addr, f.adminToken, generatedToken, demoStates(ctx, eng))
 	}
 
 	var serveErr error
@@ -473,9 +473,35 @@ func createDemoCatalog(ctx context.Context, eng *engine.Engine) error {
 	return nil
 }
 
-// printDemo prints how to try the server. The admin token is printed here
-// (stdout, once) and never logged.
-func printDemo(w io.Writer, addr, token string, generated bool) {
+// demoStates returns the demo SKUs as the engine holds them now: on a restart
+// they keep the stock of the previous run, not the catalog's. A SKU whose
+// state cannot be read (the engine is closing) is left out.
+func demoStates(ctx context.Context, eng *engine.Engine) []engine.SKUState {
+	out := make([]engine.SKUState, 0, len(demoCatalog))
+	for _, d := range demoCatalog {
+		if st, err := eng.Get(ctx, d.id); err == nil {
+			out = append(out, st)
+		}
+	}
+	return out
+}
+
+// describeDemo is the banner's list of the demo SKUs and their stock.
+func describeDemo(states []engine.SKUState) string {
+	parts := make([]string, len(states))
+	for i, st := range states {
+		parts[i] = fmt.Sprintf("%s (%d of %d available", st.SKU, st.Available, st.Total)
+		if st.LimitPerUser > 0 {
+			parts[i] += fmt.Sprintf(", at most %d per user", st.LimitPerUser)
+		}
+		parts[i] += ")"
+	}
+	return strings.Join(parts, ", ")
+}
+
+// printDemo prints how to try the server, with the demo SKUs' current stock.
+// The admin token is printed here (stdout, once) and never logged.
+func printDemo(w io.Writer, addr, token string, generated bool, states []engine.SKUState) {
 	host, port, err := net.SplitHostPort(addr)
 	if err == nil {
 		if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
@@ -484,7 +510,7 @@ func printDemo(w io.Writer, addr, token string, generated bool) {
 		addr = net.JoinHostPort(host, port)
 	}
 	base := "http://" + addr
-	fmt.Fprintf(w, "\nflashsale is serving on %s with a demo catalog: demo-phone (100, at most 2 per user), demo-hoodie (500), demo-sticker (10000).\n\n", base)
+	fmt.Fprintf(w, "\nflashsale is serving on %s with a demo catalog: %s.\n\n", base, describeDemo(states))
 	fmt.Fprintf(w, "Sell your first item:\n  curl -s -X POST %s/v1/deduct -H 'Content-Type: application/json' \\\n"+
 		"    -d '{\"request_id\":\"my-first-order\",\"user_id\":\"alice\",\"items\":[{\"sku\":\"demo-phone\",\"qty\":1}]}'\n", base)
 	fmt.Fprintf(w, "See the stock:\n  curl -s %s/v1/skus/demo-phone\n", base)
@@ -494,5 +520,5 @@ func printDemo(w io.Writer, addr, token string, generated bool) {
 		fmt.Fprintf(w, "Admin token: the one you gave (--admin-token or FLASHSALE_ADMIN_TOKEN).\n")
 	}
 	fmt.Fprintf(w, "Restock (admin):\n  curl -s -X POST %s/v1/skus/demo-phone/restock -H \"Authorization: Bearer $TOKEN\" \\\n"+
-		"    -H 'Content-Type: application/json' -d '{\"request_id\":\"restock-1\",\"qty\":50}'\n\n", base)
+		"    -H 'Content-Type: application/json' -d '{\"request_id\":\"restock-demo-phone-1\",\"qty\":50}'\n\n", base)
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"path/filepath"
 	"text/tabwriter"
 
 	"gonum.org/v1/plot"
@@ -85,11 +86,26 @@ type jsonReport struct {
 	Results []Result `json:"results"`
 }
 
-// WriteJSON writes {"results": [...]} to path.
+// CreateParentDir creates the directory that is to hold the output file path
+// (and its parents) when it does not exist. WriteJSON and WritePNG call it; a
+// caller that calls it before a run learns of a path that cannot be created
+// before the load instead of after it.
+func CreateParentDir(path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("bench: output directory of %s: %w", path, err)
+	}
+	return nil
+}
+
+// WriteJSON writes {"results": [...]} to path, creating its directory if
+// needed.
 func WriteJSON(path string, results []Result) error {
 	b, err := json.MarshalIndent(jsonReport{Results: results}, "", "  ")
 	if err != nil {
 		return fmt.Errorf("bench: json: %w", err)
+	}
+	if err := CreateParentDir(path); err != nil {
+		return err
 	}
 	if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
 		return fmt.Errorf("bench: json: %w", err)
@@ -107,7 +123,8 @@ const (
 )
 
 // WritePNG draws throughput (requests/s and successes/s) and latency
-// percentiles (p50, p99, p99.9; log scale) per target run to path.
+// percentiles (p50, p99, p99.9; log scale) per target run to path, creating
+// its directory if needed.
 func WritePNG(path string, results []Result) error {
 	var rows []Result
 	for _, r := range results {
@@ -171,6 +188,9 @@ func WritePNG(path string, results []Result) error {
 	canvases := plot.Align(plots, draw.Tiles{Rows: 2, Cols: 1, PadY: vg.Inch / 4, PadX: vg.Inch / 8, PadTop: vg.Inch / 8, PadBottom: vg.Inch / 8}, dc)
 	tp.Draw(canvases[0][0])
 	lp.Draw(canvases[1][0])
+	if err := CreateParentDir(path); err != nil {
+		return err
+	}
 	f, err := os.Create(path)
 	if err != nil {
 		return fmt.Errorf("bench: png: %w", err)

@@ -85,3 +85,19 @@ func TestBenchBadAppendFsyncStopsFirst(t *testing.T) {
 		t.Fatalf("took %v: the engine target ran first", d)
 	}
 }
+
+// TestBenchOutputDirCreated: --json and --png into a directory that does not
+// exist yet (docs/bench.md uses bench-out/) create it instead of failing after
+// the whole run.
+func TestBenchOutputDirCreated(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "bench-out", "nested")
+	jsonPath, pngPath := filepath.Join(dir, "x.json"), filepath.Join(dir, "x.png")
+	if err := benchMain([]string{"--targets", "engine", "--requests", "200", "--concurrency", "4", "--quiet", "--json", jsonPath, "--png", pngPath}); err != nil {
+		t.Fatalf("bench: %v", err)
+	}
+	for _, p := range []string{jsonPath, pngPath} {
+		if fi, err := os.Stat(p); err != nil || fi.Size() == 0 {
+			t.Fatalf("%s: %v (size %v)", p, err, fi)
+		}
+	}
+}

@@ -38,7 +38,7 @@ const (
 	InFlightMaxDefault = 1 << 16
 	// SKUInFlightMaxDefault caps changes in flight per SKU, likewise.
 	SKUInFlightMaxDefault = 1 << 14
-	// ItemsMax, QtyMax, TotalMax, LimitMax: request limits (see DESIGN.md).
+	// ItemsMax, QtyMax, TotalMax, LimitMax: request limits (the Limits table of docs/http.md).
 	ItemsMax = wal.ItemsMax
 	QtyMax   = wal.QtyMax
 	TotalMax = wal.TotalMax

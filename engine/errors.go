@@ -6,7 +6,7 @@ import (
 )
 
 // Error is an operating error with a stable code: the code of the HTTP contract
-// (DESIGN.md). Compare with errors.Is against the sentinels below; the value
+// (docs/http.md). Compare with errors.Is against the sentinels below; the value
 // returned may be an *ItemError that wraps one and names the SKU.
 type Error struct {
 	Code   string // snake_case, as in the HTTP contract

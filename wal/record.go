@@ -62,7 +62,7 @@ type Item struct {
 type Record struct {
 	Kind      Kind
 	TimeMs    int64  // the engine's clock when the change was decided (Unix ms)
-	RequestID string // the id the change was made under (see DESIGN.md, stock_flow.request_id)
+	RequestID string // the id the change was made under (docs/sync.md: stock_flow.request_id)
 	RefID     string // for KindReturn: the sale returned from; empty otherwise
 	UserID    string // may be empty
 	BodyHash  uint64 // hash of the request body, for idempotency conflicts after recovery

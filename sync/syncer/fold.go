@@ -27,10 +27,11 @@ func (c Counts) Add(d Counts) Counts {
 	return Counts{c.Total + d.Total, c.Available + d.Available, c.Reserved + d.Reserved, c.Sold + d.Sold}
 }
 
-// delta is what one flow row (kind, qty) does to a SKU's counts: DESIGN.md's
-// fold. total = set_total + restock; sold = deduct + confirm - return;
-// reserved = reserve - confirm - cancel - expire; available = total -
-// reserved - sold. Each delta keeps Total == Available + Reserved + Sold.
+// delta is what one flow row (kind, qty) does to a SKU's counts: the fold of
+// docs/sync.md (Schema). total = set_total + restock; sold = deduct +
+// confirm - return; reserved = reserve - confirm - cancel - expire;
+// available = total - reserved - sold. Each delta keeps Total == Available +
+// Reserved + Sold.
 func delta(kind wal.Kind, qty int64) Counts {
 	switch kind {
 	case wal.KindSetTotal, wal.KindRestock:

@@ -37,10 +37,10 @@ type Report struct {
 	Drift       []SKUReport `json:"drift,omitempty"`    // SKUs with a problem, sorted by SKU
 }
 
-// Reconcile checks exactly-once sync (DESIGN invariant 6) against the MySQL
-// tables of checkpoint name: inside one consistent read it takes the
-// checkpoint, stock_summary and the sums of stock_flow per SKU and kind,
-// then asks state for the engine's state as of that checkpoint. For every
+// Reconcile checks exactly-once sync (docs/sync.md, "Why exactly once")
+// against the MySQL tables of checkpoint name: inside one consistent read it
+// takes the checkpoint, stock_summary and the sums of stock_flow per SKU and
+// kind, then asks state for the engine's state as of that checkpoint. For every
 // SKU the engine, the summary and the fold of the flow must agree, each
 // summary row must satisfy total = available + reserved + sold, and the flow
 // must hold exactly the records 1..checkpoint (every seq once, none beyond).

@@ -44,7 +44,7 @@ func reconcileRun(args []string, stdout io.Writer) error {
 	name := fs.String("sync-name", syncer.CheckpointNameDefault, "sync_checkpoint row to check")
 	asJSON := fs.Bool("json", false, "print the report as JSON instead of a table")
 	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), "Usage: flashsale reconcile --data DIR --mysql-dsn DSN [--json]\n\n"+
+		fmt.Fprint(fs.Output(), "Usage: flashsale reconcile --data DIR --mysql-dsn DSN [--json] [--sync-name NAME]\n\n"+
 			"Compares the engine's state at MySQL's sync checkpoint with stock_summary, and the sums of\n"+
 			"stock_flow with the summary. Exit status: 0 clean, 1 drift, 2 could not check.\n\n")
 		fs.PrintDefaults()

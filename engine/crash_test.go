@@ -3,7 +3,8 @@ package engine
 // The crash test: the test binary re-executes itself as a child process that
 // runs the engine under concurrent load, and the parent kills it with SIGKILL
 // at random moments. After each kill the parent recovers the data directory
-// and checks DESIGN.md's promises against what the child acknowledged:
+// and checks the engine's promises (engine/doc.go) against what the child
+// acknowledged:
 //
 //   - every acknowledged change is present, with the seq the caller was told,
 //     and a retry of it is answered as a replay with that seq;

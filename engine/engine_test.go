@@ -68,7 +68,7 @@ func code(err error) string {
 	return err.Error()
 }
 
-// checkInvariants asserts DESIGN.md's invariant 1 for one SKU state.
+// checkInvariants asserts the stock invariant (total == available + reserved + sold, nothing negative) for one SKU state.
 func checkInvariants(t testing.TB, st SKUState) {
 	t.Helper()
 	if st.Available < 0 || st.Reserved < 0 || st.Sold < 0 || st.Total != st.Available+st.Reserved+st.Sold {

@@ -254,6 +254,14 @@ func benchMain(args []string) error {
 			return usageError(fmt.Errorf("bench: unknown target %q", name))
 		}
 	}
+	// Output paths are checked before any load, not after the whole run.
+	for _, p := range []string{f.jsonPath, f.pngPath} {
+		if p != "" {
+			if err := bench.CreateParentDir(p); err != nil {
+				return err
+			}
+		}
+	}
 	if f.cpuProfile != "" {
 		pf, err := os.Create(f.cpuProfile)
 		if err != nil {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -99,5 +100,19 @@ func TestBenchOutputDirCreated(t *testing.T) {
 		if fi, err := os.Stat(p); err != nil || fi.Size() == 0 {
 			t.Fatalf("%s: %v (size %v)", p, err, fi)
 		}
+	}
+}
+
+// TestBenchBadOutputPathStopsFirst: an output path whose directory cannot be
+// made stops the command before any load (no target runs, so the one
+// requested here, which would run for a minute, never starts).
+func TestBenchBadOutputPathStopsFirst(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "a-file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err := benchMain([]string{"--targets", "engine", "--duration", "1m", "--quiet", "--json", filepath.Join(file, "x.json")})
+	if err == nil || !strings.Contains(err.Error(), "output directory") {
+		t.Fatalf("bench with --json under a file: %v, want an output directory error", err)
 	}
 }

@@ -226,3 +226,26 @@ func TestSmallLogBatchHotSKU(t *testing.T) {
 	}
 	checkLiveEqualsFold(t, e)
 }
+
+// TestOpenRemovesUnfinishedSnapshots: a snapshot's temporary file left by a
+// crash is removed at the next Open (and never read).
+func TestOpenRemovesUnfinishedSnapshots(t *testing.T) {
+	dir := t.TempDir()
+	e := openTest(t, dir, nil, nil)
+	mustSet(t, e, "A", 10, 0)
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	tmp := filepath.Join(dir, snapshotName(99)+".tmp")
+	if err := os.WriteFile(tmp, []byte("half a snapshot"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e = openTest(t, dir, nil, nil)
+	defer e.Close()
+	if _, err := os.Stat(tmp); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("unfinished snapshot still there after Open: %v", err)
+	}
+	if st := mustGet(t, e, "A"); st.Total != 10 {
+		t.Fatalf("A: %+v", st)
+	}
+}

@@ -61,6 +61,24 @@ func listSnapshots(fs vfs.FS, dir string) ([]uint64, error) {
 	return seqs, nil
 }
 
+// removeTmpSnapshots deletes the temporary files of snapshots that were
+// never finished (the process died before the rename): they are never read,
+// and would otherwise pile up, one per crash.
+func removeTmpSnapshots(fs vfs.FS, dir string) error {
+	names, err := fs.List(dir)
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		if strings.HasPrefix(n, snapshotPrefix) && strings.HasSuffix(n, ".tmp") {
+			if err := fs.Remove(fs.PathJoin(dir, n)); err != nil {
+				return fmt.Errorf("engine: remove unfinished snapshot: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
 // loadState returns the newest snapshot at or below upTo (an empty State if
 // there is none) and folds the log after it up to upTo.
 func loadState(fs vfs.FS, dir string, l *wal.Log, upTo uint64, idsMax int) (*State, error) {
@@ -110,7 +128,11 @@ func foldLog(l *wal.Log, st *State, upTo uint64) error {
 }
 
 // recover builds the state to serve from: the newest snapshot plus the log.
+// It first removes snapshot files a crash left half-written (.tmp).
 func (e *Engine) recover() (*State, error) {
+	if err := removeTmpSnapshots(e.opts.FS, e.opts.Dir); err != nil {
+		return nil, err
+	}
 	st, err := loadState(e.opts.FS, e.opts.Dir, e.log, math.MaxUint64, e.opts.RequestIDsMax)
 	if err != nil {
 		return nil, err

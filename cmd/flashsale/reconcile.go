@@ -55,6 +55,9 @@ func reconcileRun(args []string, stdout io.Writer) error {
 		}
 		return &exitError{exitTrouble, err}
 	}
+	if !syncer.ValidName(*name) {
+		return &exitError{exitTrouble, fmt.Errorf("reconcile: --sync-name %q: want 1..64 of A-Z a-z 0-9 . _ : -", *name)}
+	}
 	if *dataDir == "" || *dsn == "" {
 		fs.Usage()
 		return &exitError{exitTrouble, errors.New("reconcile: --data and --mysql-dsn are required")}

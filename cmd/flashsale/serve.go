@@ -20,6 +20,7 @@ import (
 
 	"github.com/flashsale/flashsale/engine"
 	"github.com/flashsale/flashsale/server"
+	"github.com/flashsale/flashsale/sync/syncer"
 	"github.com/flashsale/flashsale/wal"
 )
 
@@ -157,6 +158,9 @@ func checkServeFlags(f serveFlags) error {
 	}
 	if dup, ok := firstDuplicate(splitList(f.hotSKUs)); ok {
 		return fmt.Errorf("serve: --hot-skus names %q twice", dup)
+	}
+	if !syncer.ValidName(f.sync.Name) {
+		return fmt.Errorf("serve: --sync-name %q: want 1..64 of A-Z a-z 0-9 . _ : -", f.sync.Name)
 	}
 	return nil
 }

@@ -65,6 +65,7 @@ func TestServeFlagsLimits(t *testing.T) {
 		{"--read-timeout", "0"}, {"--read-timeout", "-5ms"},
 		{"--write-timeout", "0s"}, {"--write-timeout", "-1m"},
 		{"--idle-timeout", "-1s"}, {"--idle-timeout", "0"},
+		{"--sync-name", strings.Repeat("n", 65)}, {"--sync-name", "a b"}, {"--sync-name", ""},
 	}
 	for _, args := range bad {
 		_, _, err := parseServeFlags(args, io.Discard)

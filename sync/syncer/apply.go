@@ -50,6 +50,34 @@ func foreignLog(name string, cp uint64, pinned, mine string) error {
 		" log is lost, use --rebuild-from-mysql (docs/sync.md)", ErrForeignLog, name, cp, pinned, mine)
 }
 
+// rowQuerier is a *sql.DB or a *sql.Tx.
+type rowQuerier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// checkFolded compares e, a record of this log at or below the checkpoint,
+// with what MySQL folded at its seq (stock_flow's kind and request_id): a
+// different record there means this log is not the one that wrote the
+// checkpoint, though it has its id (a copied data directory, or one restored
+// from an older backup, whose history then forked). That is ErrForeignLog.
+// A seq with no flow rows (archived by a rebuild) cannot be checked.
+func checkFolded(ctx context.Context, q rowQuerier, name string, e *Entry) error {
+	var kind, reqID string
+	err := q.QueryRowContext(ctx, "SELECT kind, request_id FROM stock_flow WHERE seq = ? LIMIT 1", e.Seq).Scan(&kind, &reqID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("syncer: read stock_flow at seq %d: %w", e.Seq, err)
+	}
+	if kind != e.Record.Kind.String() || reqID != e.Record.RequestID {
+		return fmt.Errorf("%w: checkpoint %q: MySQL folded %s %q at seq %d, this log has %s %q there: the data directory is a copy"+
+			" of the log that wrote the checkpoint, or an older backup of it, and their histories differ (docs/sync.md)",
+			ErrForeignLog, name, kind, reqID, e.Seq, e.Record.Kind, e.Record.RequestID)
+	}
+	return nil
+}
+
 // errDuplicate matches MySQL's duplicate-key error.
 var errDuplicate = &mysql.MySQLError{Number: 1062}
 
@@ -86,6 +114,13 @@ func applyBatch(ctx context.Context, db *sql.DB, name, logID string, entries []E
 	skip := 0
 	for skip < len(entries) && entries[skip].Seq <= cp {
 		skip++
+	}
+	if skip > 0 {
+		// Re-delivered: MySQL must hold these very records, not another
+		// log's with the same id and seqs.
+		if err := checkFolded(ctx, tx, name, &entries[skip-1]); err != nil {
+			return 0, cp, err
+		}
 	}
 	entries = entries[skip:]
 	if len(entries) == 0 {

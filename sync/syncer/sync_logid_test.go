@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -206,4 +207,86 @@ func hasLogIDColumn(t testing.TB, db *sql.DB) bool {
 		t.Fatal(err)
 	}
 	return n == 1
+}
+
+// TestApplyBatchRefusesForkedHistory: a log with the checkpoint's id whose
+// records at or below the checkpoint differ from what MySQL folded (a copied
+// data directory, or a restored backup, that went on selling) is refused
+// when its re-delivered records are compared; the shared part passes.
+func TestApplyBatchRefusesForkedHistory(t *testing.T) {
+	db := openTestDB(t, testDatabase(t))
+	ctx := context.Background()
+	if err := Migrate(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	es := script()
+	if _, cp, err := applyBatch(ctx, db, CheckpointNameDefault, scriptLogID, es[:7], now); err != nil || cp != 7 {
+		t.Fatalf("fold: cp %d, %v", cp, err)
+	}
+	// The same history: re-delivery is fine.
+	if n, cp, err := applyBatch(ctx, db, CheckpointNameDefault, scriptLogID, es[:3], now); err != nil || n != 0 || cp != 7 {
+		t.Fatalf("re-delivery of the shared history: %d %d %v", n, cp, err)
+	}
+	// A fork: seqs 6..8 hold other records in this copy.
+	fork := append([]Entry(nil), es[:8]...)
+	for i := 5; i < 8; i++ {
+		fork[i].Record.RequestID = fmt.Sprintf("fork-%d", i)
+	}
+	if _, _, err := applyBatch(ctx, db, CheckpointNameDefault, scriptLogID, fork[5:], now); !errors.Is(err, ErrForeignLog) {
+		t.Fatalf("fork past the checkpoint: %v, want ErrForeignLog", err)
+	}
+	var cp uint64
+	if err := db.QueryRow("SELECT seq FROM sync_checkpoint WHERE name = ?", CheckpointNameDefault).Scan(&cp); err != nil || cp != 7 {
+		t.Fatalf("checkpoint after the refusal: %d %v, want 7", cp, err)
+	}
+}
+
+// TestSyncerRefusesRestoredBackupPastCheckpoint: a data directory restored
+// from a backup older than MySQL's checkpoint, which sold on while MySQL was
+// unreachable, has the checkpoint's log id but another history past the
+// backup: the syncer stops with ErrForeignLog at start and never tells the
+// engine it is synced.
+func TestSyncerRefusesRestoredBackupPastCheckpoint(t *testing.T) {
+	db := openTestDB(t, testDatabase(t))
+	ctx := context.Background()
+	dir := t.TempDir()
+	a := openEngine(t, dir)
+	setSKUs(t, a, "sku", 2)
+	a.Close()
+	backup := t.TempDir() + "/backup"
+	if err := os.CopyFS(backup, os.DirFS(dir)); err != nil {
+		t.Fatal(err)
+	}
+	a = openEngine(t, dir)
+	for i := range 5 {
+		if _, err := a.Deduct(ctx, engine.DeductRequest{RequestID: fmt.Sprintf("lost-%d", i), Items: []engine.Item{{SKU: "sku-1", Qty: 1}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := Start(Config{DB: db, Log: a.Log(), MarkSynced: a.MarkSynced})
+	catchUp(t, s, a)
+	s.Close()
+	a.Close()
+
+	b := openEngine(t, backup)
+	defer b.Close()
+	if b.Log().ID() != checkpointLogID(t, db) {
+		t.Fatal("the backup has another log id")
+	}
+	for i := range 6 {
+		if _, err := b.Deduct(ctx, engine.DeductRequest{RequestID: fmt.Sprintf("new-%d", i), Items: []engine.Item{{SKU: "sku-2", Qty: 1}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sb := Start(Config{DB: db, Log: b.Log(), MarkSynced: b.MarkSynced})
+	defer sb.Close()
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := sb.WaitSynced(wctx, b.Log().Durable()); !errors.Is(err, ErrForeignLog) {
+		t.Fatalf("restored backup past the checkpoint: %v, want ErrForeignLog", err)
+	}
+	if got := b.Stats().SyncedSeq; got != 0 {
+		t.Fatalf("the engine was told it is synced to %d", got)
+	}
 }

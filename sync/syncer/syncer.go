@@ -121,9 +121,15 @@ var (
 	})
 )
 
+// ValidName reports whether name can name a sync_checkpoint row: 1 to 64
+// bytes of A-Z a-z 0-9 . _ : - (the ids' alphabet; the column holds 64 ASCII
+// bytes and compares them exactly).
+func ValidName(name string) bool { return wal.ValidID(name) }
+
 // Start starts a syncer in the background and returns at once: MySQL may be
 // down, in which case the syncer keeps retrying (capped backoff) while the
-// engine keeps selling. Stop it with Close.
+// engine keeps selling. Stop it with Close. A Config.Name that is not
+// ValidName panics (a flag should be checked with ValidName first).
 func Start(cfg Config) *Syncer {
 	if cfg.DB == nil || cfg.Log == nil {
 		panic("syncer: Start needs Config.DB and Config.Log")
@@ -133,6 +139,9 @@ func Start(cfg Config) *Syncer {
 	}
 	if cfg.Name == "" {
 		cfg.Name = CheckpointNameDefault
+	}
+	if !ValidName(cfg.Name) {
+		panic(fmt.Sprintf("syncer: Config.Name %q: want 1..64 of A-Z a-z 0-9 . _ : - (ValidName)", cfg.Name))
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -240,6 +249,19 @@ func (s *Syncer) start(ctx context.Context) error {
 	}
 	if err := s.checkAgainstLog(cp, pinned); err != nil {
 		return err
+	}
+	if log := s.cfg.Log; cp > 0 && cp >= log.First() && cp <= log.Durable() {
+		// The record at the checkpoint must be the one MySQL folded there
+		// before this log is told it is synced that far.
+		entries, err := readBatch(log, cp, cp, BatchBytesMax)
+		if err != nil {
+			return err
+		}
+		if len(entries) == 1 {
+			if err := checkFolded(ctx, s.cfg.DB, s.cfg.Name, &entries[0]); err != nil {
+				return err
+			}
+		}
 	}
 	s.advance(cp)
 	s.mu.Lock()

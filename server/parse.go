@@ -104,8 +104,15 @@ func validID(b []byte) bool {
 	return true
 }
 
-// object parses body and returns its top-level object.
+// object parses body and returns its top-level object. The whole body must
+// be valid JSON (fastjson alone leaves values it is never asked for
+// unchecked), and no object key may appear twice at the top level: parsers
+// disagree on which one wins, so a gateway could read another order than
+// the engine.
 func (p *parser) object(body []byte) (*fastjson.Value, error) {
+	if err := fastjson.ValidateBytes(body); err != nil {
+		return nil, badf("body is not valid JSON: %v", err)
+	}
 	v, err := p.p.ParseBytes(body)
 	if err != nil {
 		return nil, badf("body is not valid JSON: %v", err)
@@ -113,7 +120,51 @@ func (p *parser) object(body []byte) (*fastjson.Value, error) {
 	if v.Type() != fastjson.TypeObject {
 		return nil, badf("body must be a JSON object, not %s", v.Type())
 	}
+	if err := uniqueKeys(v, -1); err != nil {
+		return nil, err
+	}
 	return v, nil
+}
+
+// uniqueKeys refuses an object in which a key appears twice: the body's
+// (item -1) or items[item].
+func uniqueKeys(o *fastjson.Value, item int) error {
+	obj, _ := o.Object()
+	var seen [16][]byte // bodies have a handful of keys; more are compared pairwise
+	n := 0
+	var dup []byte
+	var more [][]byte
+	obj.Visit(func(k []byte, _ *fastjson.Value) {
+		if dup != nil {
+			return
+		}
+		for _, s := range seen[:n] {
+			if bytes.Equal(s, k) {
+				dup = k
+				return
+			}
+		}
+		for _, s := range more {
+			if bytes.Equal(s, k) {
+				dup = k
+				return
+			}
+		}
+		if n < len(seen) {
+			seen[n] = k
+			n++
+		} else {
+			more = append(more, k)
+		}
+	})
+	switch {
+	case dup == nil:
+		return nil
+	case item < 0:
+		return badf("key %q appears twice", dup)
+	default:
+		return badf("items[%d]: key %q appears twice", item, dup)
+	}
 }
 
 // id reads the id field key of o. Absent or null: an error when required,
@@ -206,6 +257,9 @@ func (p *parser) items(o *fastjson.Value, dst *[ItemsMax]itemBody) (int, error) 
 	for i, it := range arr {
 		if it.Type() != fastjson.TypeObject {
 			return 0, badf("items[%d]: must be an object, not %s", i, it.Type())
+		}
+		if err := uniqueKeys(it, i); err != nil {
+			return 0, err
 		}
 		sku, err := id(it, "sku", true)
 		if err != nil {

@@ -58,6 +58,16 @@ func TestParseOrder(t *testing.T) {
 		`{"request_id":"r","items":[` + strings.Join(many, ",") + `]}`,
 		item(`0`), item(`-1`), item(`-0`), item(`1000001`), item(`1.0`), item(`1.5`), item(`1e3`), item(`1E3`),
 		item(`01`), item(`+1`), item(`"1"`), item(`true`), item(`null`), item(`[1]`), item(`99999999999999999999999`),
+		// A key twice: parsers disagree on which wins, so it is refused.
+		`{"request_id":"r","items":[{"sku":"s","qty":50}],"items":[{"sku":"s","qty":1}]}`,
+		`{"request_id":"r","request_id":"q","items":[{"sku":"s","qty":1}]}`,
+		`{"request_id":"r","items":[{"sku":"s","qty":1,"qty":5}]}`,
+		// Invalid JSON in a field that is not read is still invalid JSON.
+		`{"request_id":"r","items":[{"sku":"s","qty":1}],"x":NaN}`,
+		`{"request_id":"r","items":[{"sku":"s","qty":1}],"x":1e}`,
+		`{"request_id":"r","items":[{"sku":"s","qty":1}],"x":01}`,
+		`{"request_id":"r","items":[{"sku":"s","qty":1}],"x":"\q"}`,
+		"{\"request_id\":\"r\",\"items\":[{\"sku\":\"s\",\"qty\":1}],\"x\":\"a\tb\"}",
 		item(`NaN`), item(`inf`), item(`1-2`), item(`--1`),
 	}
 	for _, s := range bad {

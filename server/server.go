@@ -137,6 +137,7 @@ func NewRecovering(cfg Config) *Server {
 		MaxRequestBodySize:           cfg.BodyBytesMax,
 		DisablePreParseMultipartForm: true,
 		NoDefaultContentType:         true,
+		CloseOnShutdown:              true, // answers during a drain say Connection: close
 		Logger:                       fasthttpLogger{s.log},
 	}
 	if !s.hasToken {

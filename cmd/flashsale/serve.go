@@ -156,6 +156,9 @@ func checkServeFlags(f serveFlags) error {
 	if f.requestIDsMax < 1 || f.requestIDsMax > requestIDsMaxMax {
 		return fmt.Errorf("serve: --request-ids-max %d, want 1..%d", f.requestIDsMax, requestIDsMaxMax)
 	}
+	if n := len(splitList(f.hotSKUs)); n > server.HotSKUsMax {
+		return fmt.Errorf("serve: --hot-skus names %d SKUs, want at most %d", n, server.HotSKUsMax)
+	}
 	if dup, ok := firstDuplicate(splitList(f.hotSKUs)); ok {
 		return fmt.Errorf("serve: --hot-skus names %q twice", dup)
 	}

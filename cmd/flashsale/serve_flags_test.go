@@ -2,12 +2,14 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/flashsale/flashsale/engine"
+	"github.com/flashsale/flashsale/server"
 )
 
 // TestServeFlagsRequestIDsMax: --request-ids-max defaults to the engine's
@@ -66,6 +68,7 @@ func TestServeFlagsLimits(t *testing.T) {
 		{"--write-timeout", "0s"}, {"--write-timeout", "-1m"},
 		{"--idle-timeout", "-1s"}, {"--idle-timeout", "0"},
 		{"--sync-name", strings.Repeat("n", 65)}, {"--sync-name", "a b"}, {"--sync-name", ""},
+		{"--hot-skus", manySKUs(server.HotSKUsMax + 1)},
 	}
 	for _, args := range bad {
 		_, _, err := parseServeFlags(args, io.Discard)
@@ -84,4 +87,13 @@ func TestServeFlagsLimits(t *testing.T) {
 		f.readTimeout != time.Millisecond || f.writeTimeout != time.Millisecond || f.idleTimeout != time.Millisecond {
 		t.Fatalf("the smallest valid values: %+v, %v", f, err)
 	}
+}
+
+// manySKUs returns n distinct SKU ids, comma-separated.
+func manySKUs(n int) string {
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("h%d", i)
+	}
+	return strings.Join(ids, ",")
 }

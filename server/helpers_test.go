@@ -77,16 +77,7 @@ func serveInMemory(t testing.TB, b backend, cfg Config, client **fasthttp.Client
 		WriteTimeout:        10 * time.Second,
 		MaxIdleConnDuration: time.Minute,
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
+	t.Cleanup(func() { stopServer(t, srv, done) })
 	return srv, ln
 }
 
@@ -207,4 +198,18 @@ func appendInt(b []byte, n int64) []byte {
 		}
 	}
 	return append(b, d[i:]...)
+}
+
+// stopServer shuts srv down (bounded) and checks that Serve, whose result
+// comes on done, returned cleanly.
+func stopServer(t testing.TB, srv *Server, done <-chan error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
+	if err := <-done; err != nil {
+		t.Errorf("Serve: %v", err)
+	}
 }

@@ -556,16 +556,7 @@ func TestReadTimeout(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	}()
+	defer stopServer(t, srv, done)
 	conn, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
@@ -815,14 +806,7 @@ func TestRecovering(t *testing.T) {
 	go func() { done <- srv.Serve(ln) }()
 	eng := openEngine(t, t.TempDir(), newClock())
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
+		stopServer(t, srv, done)
 		if err := eng.Close(); err != nil {
 			t.Errorf("engine.Close: %v", err)
 		}

@@ -530,19 +530,7 @@ func TestCorruptFloor(t *testing.T) {
 	for _, v := range [][]byte{{}, {1, 2, 3}, Key(0), Key(SeqMax + 2), append(Key(1), 0)} {
 		fs := vfs.NewMem()
 		writeGroups(t, fs, 1)
-		db := openPebble(t, fs)
-		if err := db.Set(metaFloorKey, v, pebble.Sync); err != nil {
-			t.Fatal(err)
-		}
-		if err := db.Close(); err != nil {
-			t.Fatal(err)
-		}
-		if l, err := Open(testDir, Options{FS: fs}); !errors.Is(err, ErrCorrupt) {
-			if err == nil {
-				l.Close()
-			}
-			t.Fatalf("Open with floor %x: %v, want ErrCorrupt", v, err)
-		}
+		openCorruptMeta(t, fs, metaFloorKey, v)
 	}
 }
 
@@ -581,5 +569,24 @@ func TestChunkWriterReuse(t *testing.T) {
 		if got, want := w.value(), encodeChunk(2, uint64(len(recs)), recs...); !bytes.Equal(got, want) {
 			t.Fatalf("round %d: chunk of %d records differs", round, len(recs))
 		}
+	}
+}
+
+// openCorruptMeta stores v under the meta key of the log in fs and checks
+// that Open then refuses the log with ErrCorrupt.
+func openCorruptMeta(t *testing.T, fs vfs.FS, key, v []byte) {
+	t.Helper()
+	db := openPebble(t, fs)
+	if err := db.Set(key, v, pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if l, err := Open(testDir, Options{FS: fs}); !errors.Is(err, ErrCorrupt) {
+		if err == nil {
+			l.Close()
+		}
+		t.Fatalf("Open with %q = %x: %v, want ErrCorrupt", key, v, err)
 	}
 }

@@ -102,19 +102,7 @@ func TestLogIDCorrupt(t *testing.T) {
 		if err := l.Close(); err != nil {
 			t.Fatal(err)
 		}
-		db := openPebble(t, fs)
-		if err := db.Set(metaIDKey, []byte(v), pebble.Sync); err != nil {
-			t.Fatal(err)
-		}
-		if err := db.Close(); err != nil {
-			t.Fatal(err)
-		}
-		if l, err := Open(testDir, Options{FS: fs}); !errors.Is(err, ErrCorrupt) {
-			if err == nil {
-				l.Close()
-			}
-			t.Fatalf("id %q: Open: %v, want ErrCorrupt", v, err)
-		}
+		openCorruptMeta(t, fs, metaIDKey, []byte(v))
 	}
 }
 

@@ -453,6 +453,43 @@ func TestOpenLoopScheduleBeyondDuration(t *testing.T) {
 	}
 }
 
+// slowTarget answers every request after a fixed delay (or when ctx ends).
+type slowTarget struct {
+	countTarget
+	delay time.Duration
+}
+
+func (f *slowTarget) Do(ctx context.Context, st *Step) Outcome {
+	select {
+	case <-time.After(f.delay):
+	case <-ctx.Done():
+	}
+	return f.countTarget.Do(ctx, st)
+}
+
+// TestOpenLoopCountsDroppedFlows: a target that cannot keep up with the rate
+// leaves scheduled flows unsent when the run's time is up. They are not left
+// out (coordinated omission): each counts as dropped and is in the latency
+// histogram with its wait until the end of the run.
+func TestOpenLoopCountsDroppedFlows(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Rate, cfg.Concurrency, cfg.Duration, cfg.RequestTimeout = 1000, 1, 300*time.Millisecond, 100*time.Millisecond
+	const scheduled = 301 // one every ms from time 0 to 300 ms
+	lr := runLoad(context.Background(), cfg, NewWorkload(cfg, "drop"), &slowTarget{delay: 20 * time.Millisecond}, NewLedger(cfg))
+	if lr.dropped <= 0 || lr.flows+lr.dropped != scheduled {
+		t.Fatalf("%d flows sent, %d dropped; want some dropped and %d in all", lr.flows, lr.dropped, scheduled)
+	}
+	if got := lr.hist.TotalCount(); got != scheduled {
+		t.Fatalf("%d latencies recorded, want one per scheduled flow (%d)", got, scheduled)
+	}
+	// The last flows sent waited about the whole run (~2.4 s with the drain
+	// grace), and the dropped ones are measured up to its end: the max is
+	// far above the 20 ms service time.
+	if max := time.Duration(lr.hist.Max()) * time.Microsecond; max < time.Second {
+		t.Fatalf("max latency %v, want the wait of the dropped flows (over 1 s)", max)
+	}
+}
+
 func TestReport(t *testing.T) {
 	res := runOK(t, hotConfig(t), &EngineTarget{})
 	dir := t.TempDir()

@@ -68,6 +68,10 @@ func WriteTable(w io.Writer, results []Result) error {
 		if r.FirstError != "" {
 			notes = append(notes, fmt.Sprintf("%s: first error: %s", r.Label(), r.FirstError))
 		}
+		if r.Dropped > 0 {
+			notes = append(notes, fmt.Sprintf("%s: %d scheduled flows never sent (the target fell behind the rate); "+
+				"their wait until the end of the run is in the latencies", r.Label(), r.Dropped))
+		}
 	}
 	for _, n := range notes {
 		fmt.Fprintln(w, n)

@@ -49,8 +49,12 @@ type Result struct {
 	Buyers       int     `json:"buyers"`
 	LimitPerUser int64   `json:"limit_per_user"`
 
-	DurationS       float64 `json:"duration_s"`
-	Flows           int64   `json:"flows"`
+	DurationS float64 `json:"duration_s"`
+	Flows     int64   `json:"flows"`
+	// Dropped (open loop) counts flows scheduled within the run that were
+	// never sent because the target fell that far behind; each is in the
+	// latency histogram with the time it waited until the run's end.
+	Dropped         int64   `json:"dropped"`
 	Requests        int64   `json:"requests"`
 	Successes       int64   `json:"successes"`
 	Rejected        int64   `json:"rejected"` // sold out, insufficient stock, per-user limit
@@ -160,6 +164,7 @@ func RunTarget(ctx context.Context, cfg Config, t Target) (res Result, err error
 
 	res.DurationS = lr.elapsed.Seconds()
 	res.Flows = lr.flows
+	res.Dropped = lr.dropped
 	res.Requests = l.attempts.Load()
 	res.Successes = l.ok.Load()
 	res.Rejected = l.rejected.Load()
@@ -277,6 +282,7 @@ func verifyTarget(ctx context.Context, cfg Config, wl *Workload, t Target, info 
 type loadResult struct {
 	elapsed     time.Duration
 	flows       int64
+	dropped     int64 // open loop: scheduled, never sent
 	hist        *hdrhistogram.Histogram
 	clientCPU   time.Duration
 	serverCPU   time.Duration // -1: not measured
@@ -379,6 +385,21 @@ func runLoad(ctx context.Context, cfg Config, wl *Workload, t Target, l *Ledger)
 	wg.Wait()
 	elapsed := time.Since(t0)
 	cpu := selfCPU() - cpu0
+	// Open loop: flows whose time came but that no worker got to send are
+	// not left out (coordinated omission): each counts as dropped, with the
+	// wait from its scheduled time to the end of the run as its latency.
+	var dropped int64
+	if interval > 0 {
+		scheduled := uint64(float64(cfg.Duration)/interval) + 1
+		if cfg.Requests > 0 {
+			scheduled = min(scheduled, uint64(cfg.Requests))
+		}
+		for i := next.Load(); i < scheduled; i++ {
+			us := (elapsed - time.Duration(float64(i)*interval)).Microseconds()
+			_ = hists[0].RecordValue(min(max(us, 1), histogramMicrosMax))
+			dropped++
+		}
+	}
 	close(stop)
 	<-progressDone
 	serverCPU := time.Duration(-1)
@@ -392,7 +413,7 @@ func runLoad(ctx context.Context, cfg Config, wl *Workload, t Target, l *Ledger)
 		all.Merge(h)
 	}
 	return loadResult{
-		elapsed: elapsed, flows: flows.Load(), hist: all, clientCPU: cpu, serverCPU: serverCPU,
+		elapsed: elapsed, flows: flows.Load(), dropped: dropped, hist: all, clientCPU: cpu, serverCPU: serverCPU,
 		firstErr: firstErr, lastReserve: lastReserve.Load(),
 	}
 }

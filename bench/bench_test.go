@@ -490,6 +490,28 @@ func TestOpenLoopCountsDroppedFlows(t *testing.T) {
 	}
 }
 
+// TestCompareSummaryLeavesOutUnfitRows: a ratio is only judged between rows
+// that verified and answered every request.
+func TestCompareSummaryLeavesOutUnfitRows(t *testing.T) {
+	row := func(target string, ops float64) Result {
+		return Result{Target: target, OpsPerSec: ops, Verified: true, Verification: "ok"}
+	}
+	good := []Result{row("http", 30000), row("noop", 40000)}
+	if got := CompareSummary(good); len(got) != 1 || !contains(got[0], "http / noop = 0.75x") || !contains(got[0], ": met") {
+		t.Fatalf("good rows: %q", got)
+	}
+	errs := []Result{row("http", 90000), row("noop", 40000)}
+	errs[0].Errors = 13285
+	failed := []Result{row("http", 90000), row("noop", 40000)}
+	failed[0].Verified, failed[0].Oversold, failed[0].Verification = false, 7, "FAIL"
+	for _, rs := range [][]Result{errs, failed} {
+		got := CompareSummary(rs)
+		if len(got) != 1 || !contains(got[0], "not compared") || contains(got[0], "met") {
+			t.Fatalf("unfit http row %+v: %q", rs[0], got)
+		}
+	}
+}
+
 func TestReport(t *testing.T) {
 	res := runOK(t, hotConfig(t), &EngineTarget{})
 	dir := t.TempDir()

@@ -211,22 +211,71 @@ func mysqlOutcome(res sql.Result, err error) Outcome {
 }
 
 // Observe implements Target: every SKU's row, and (mysql-task) its flow
-// rows.
+// rows. Two whole-table reads, not one query per SKU: a zipf run has up to
+// a million SKUs, and the flow table has no index on sku.
 func (t *MySQLTarget) Observe(ctx context.Context, skus []string) ([]Observed, error) {
+	index := make(map[string]int, len(skus))
 	out := make([]Observed, len(skus))
 	for i, sku := range skus {
-		o := Observed{Sold: -1, Records: -1}
-		if err := t.db.QueryRowContext(ctx, "SELECT available, reserved FROM "+t.stock+" WHERE sku=?", sku).Scan(&o.Available, &o.Reserved); err != nil {
-			return nil, fmt.Errorf("mysql target: read %s: %w", sku, err)
+		index[sku] = i
+		out[i] = Observed{Available: -1, Reserved: -1, Sold: -1, Records: -1}
+	}
+	seen := make([]bool, len(skus))
+	err := t.scan(ctx, "SELECT sku, available, reserved FROM "+t.stock, func(rows *sql.Rows) error {
+		var sku string
+		var avail, reserved int64
+		if err := rows.Scan(&sku, &avail, &reserved); err != nil {
+			return err
 		}
-		if t.Task {
-			if err := t.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+t.flow+" WHERE sku=?", sku).Scan(&o.Records); err != nil {
-				return nil, fmt.Errorf("mysql target: count flow of %s: %w", sku, err)
-			}
+		if i, ok := index[sku]; ok {
+			out[i].Available, out[i].Reserved, seen[i] = avail, reserved, true
 		}
-		out[i] = o
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("mysql target: read %s: %w", t.stock, err)
+	}
+	for i, ok := range seen {
+		if !ok {
+			return nil, fmt.Errorf("mysql target: read %s: no row for %s", t.stock, skus[i])
+		}
+	}
+	if !t.Task {
+		return out, nil
+	}
+	for i := range out {
+		out[i].Records = 0
+	}
+	err = t.scan(ctx, "SELECT sku, COUNT(*) FROM "+t.flow+" GROUP BY sku", func(rows *sql.Rows) error {
+		var sku string
+		var n int64
+		if err := rows.Scan(&sku, &n); err != nil {
+			return err
+		}
+		if i, ok := index[sku]; ok {
+			out[i].Records = n
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("mysql target: count %s: %w", t.flow, err)
 	}
 	return out, nil
+}
+
+// scan runs query and calls fn for each row.
+func (t *MySQLTarget) scan(ctx context.Context, query string, fn func(*sql.Rows) error) error {
+	rows, err := t.db.QueryContext(ctx, query)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := fn(rows); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
 }
 
 // Close drops the tables and disconnects.

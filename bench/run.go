@@ -140,8 +140,14 @@ func RunTarget(ctx context.Context, cfg Config, t Target) (res Result, err error
 		return res, err
 	}
 	defer func() {
-		if cerr := t.Close(); cerr != nil && err == nil {
-			err = fmt.Errorf("close: %w", cerr)
+		// A failed Close (a Redis setting not restored, keys left) is
+		// reported even when the run already failed.
+		if cerr := t.Close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("close: %w", cerr))
+			if res.FirstError != "" {
+				res.FirstError += "; "
+			}
+			res.FirstError += "close: " + cerr.Error()
 		}
 	}()
 	wl := NewWorkload(cfg, cfg.Prefix)

@@ -38,7 +38,8 @@ type MySQLTarget struct {
 	DSN  string // go-sql-driver DSN; interpolateParams is switched on
 	Task bool
 
-	db    *sql.DB
+	db    *sql.DB // the load: per-request timeouts
+	admin *sql.DB // set-up, verification and clean-up: setupTimeout
 	conns int
 	pid   int
 	stock string
@@ -72,8 +73,18 @@ func (t *MySQLTarget) Setup(ctx context.Context, w *Workload) error {
 		return fmt.Errorf("mysql target: %w", err)
 	}
 	t.db = sql.OpenDB(conn)
+	// Set-up, verification and clean-up get a pool of their own, with
+	// setupTimeout instead of a timeout sized for one request.
+	amc := mc.Clone()
+	amc.Timeout, amc.ReadTimeout, amc.WriteTimeout = setupTimeout, setupTimeout, setupTimeout
+	aconn, err := mysql.NewConnector(amc)
+	if err != nil {
+		return fmt.Errorf("mysql target: %w", err)
+	}
+	t.admin = sql.OpenDB(aconn)
+	t.admin.SetMaxOpenConns(2)
 	var maxConns int
-	if err := t.db.QueryRowContext(ctx, "SELECT @@max_connections").Scan(&maxConns); err != nil {
+	if err := t.admin.QueryRowContext(ctx, "SELECT @@max_connections").Scan(&maxConns); err != nil {
 		return fmt.Errorf("mysql target: %s: %w", mc.Addr, err)
 	}
 	t.conns = max(min(cfg.Concurrency, maxConns-mysqlConnsReserve), mysqlConnsMin)
@@ -81,7 +92,7 @@ func (t *MySQLTarget) Setup(ctx context.Context, w *Workload) error {
 	t.db.SetMaxIdleConns(t.conns)
 	if host, _, err := splitHost(mc.Addr); err == nil && isLoopback(host) {
 		var pidFile string
-		if t.db.QueryRowContext(ctx, "SELECT @@pid_file").Scan(&pidFile) == nil {
+		if t.admin.QueryRowContext(ctx, "SELECT @@pid_file").Scan(&pidFile) == nil {
 			if b, err := os.ReadFile(pidFile); err == nil {
 				t.pid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
 			}
@@ -112,7 +123,7 @@ func (t *MySQLTarget) Setup(ctx context.Context, w *Workload) error {
 		) ENGINE=InnoDB`)
 	}
 	for _, s := range stmts {
-		if _, err := t.db.ExecContext(ctx, s); err != nil {
+		if _, err := t.admin.ExecContext(ctx, s); err != nil {
 			return fmt.Errorf("mysql target: %s: %w", firstLine(s), err)
 		}
 	}
@@ -124,7 +135,7 @@ func (t *MySQLTarget) Setup(ctx context.Context, w *Workload) error {
 		for _, s := range batch {
 			args = append(args, s, cfg.Stock)
 		}
-		if _, err := t.db.ExecContext(ctx, q, args...); err != nil {
+		if _, err := t.admin.ExecContext(ctx, q, args...); err != nil {
 			return fmt.Errorf("mysql target: load stock: %w", err)
 		}
 	}
@@ -265,7 +276,7 @@ func (t *MySQLTarget) Observe(ctx context.Context, skus []string) ([]Observed, e
 
 // scan runs query and calls fn for each row.
 func (t *MySQLTarget) scan(ctx context.Context, query string, fn func(*sql.Rows) error) error {
-	rows, err := t.db.QueryContext(ctx, query)
+	rows, err := t.admin.QueryContext(ctx, query)
 	if err != nil {
 		return err
 	}
@@ -287,14 +298,17 @@ func (t *MySQLTarget) Close() error {
 	defer cancel()
 	var errs []error
 	for _, tbl := range []string{t.stock, t.flow} {
-		if tbl == "" {
+		if tbl == "" || t.admin == nil {
 			continue
 		}
-		if _, err := t.db.ExecContext(ctx, "DROP TABLE IF EXISTS "+tbl); err != nil {
+		if _, err := t.admin.ExecContext(ctx, "DROP TABLE IF EXISTS "+tbl); err != nil {
 			errs = append(errs, fmt.Errorf("mysql target: drop %s: %w", tbl, err))
 		}
 	}
 	errs = append(errs, t.db.Close())
-	t.db = nil
+	if t.admin != nil {
+		errs = append(errs, t.admin.Close())
+	}
+	t.db, t.admin = nil, nil
 	return errors.Join(errs...)
 }

@@ -74,8 +74,9 @@ type RedisTarget struct {
 	AppendFsync string // always, everysec, no; empty: leave the server as it is
 	PoolSize    int    // 0: one connection per worker
 
-	c       *redis.Client
-	keys    [][]string // per SKU: stock, reserved, users, flow
+	c       *redis.Client // the load: per-request timeouts
+	admin   *redis.Client // set-up, verification and clean-up: setupTimeout
+	keys    [][]string    // per SKU: stock, reserved, users, flow
 	limit   string
 	pid     int
 	restore map[string]string
@@ -97,11 +98,17 @@ func (t *RedisTarget) Setup(ctx context.Context, w *Workload) error {
 		Addr: t.Addr, PoolSize: t.PoolSize, ReadTimeout: cfg.RequestTimeout, WriteTimeout: cfg.RequestTimeout,
 		PoolTimeout: cfg.RequestTimeout, MaxRetries: -1, // a retried script could apply twice
 	})
-	if err := t.c.Ping(ctx).Err(); err != nil {
+	// Setting persistence, loading, verifying and restoring must not fail
+	// for a --timeout sized for one request (which would leave the server's
+	// persistence changed): they get a client of their own.
+	t.admin = redis.NewClient(&redis.Options{
+		Addr: t.Addr, PoolSize: 2, ReadTimeout: setupTimeout, WriteTimeout: setupTimeout, PoolTimeout: setupTimeout,
+	})
+	if err := t.admin.Ping(ctx).Err(); err != nil {
 		return fmt.Errorf("redis target: ping %s: %w", t.Addr, err)
 	}
 	if host, _, err := net.SplitHostPort(t.Addr); err == nil && isLoopback(host) {
-		if info, err := t.c.Info(ctx, "server").Result(); err == nil {
+		if info, err := t.admin.Info(ctx, "server").Result(); err == nil {
 			t.pid, _ = strconv.Atoi(infoField(info, "process_id"))
 		}
 	}
@@ -114,7 +121,7 @@ func (t *RedisTarget) Setup(ctx context.Context, w *Workload) error {
 	flow := base + ":flow"
 	t.keys = make([][]string, len(w.SKUs()))
 	t.allKeys = append(t.allKeys[:0], flow)
-	pipe := t.c.Pipeline()
+	pipe := t.admin.Pipeline()
 	for i, sku := range w.SKUs() {
 		k := []string{base + ":s:" + sku, base + ":r:" + sku, base + ":u:" + sku, flow}
 		t.keys[i] = k
@@ -128,7 +135,7 @@ func (t *RedisTarget) Setup(ctx context.Context, w *Workload) error {
 		return fmt.Errorf("redis target: load stock: %w", err)
 	}
 	t.limit = strconv.FormatInt(cfg.LimitPerUser, 10)
-	if err := redisScript.Load(ctx, t.c).Err(); err != nil {
+	if err := redisScript.Load(ctx, t.admin).Err(); err != nil {
 		return fmt.Errorf("redis target: load script: %w", err)
 	}
 	return nil
@@ -160,21 +167,21 @@ func (t *RedisTarget) setPersistence(ctx context.Context) error {
 	}
 	t.restore = map[string]string{}
 	for _, k := range []string{"appendonly", "appendfsync"} {
-		m, err := t.c.ConfigGet(ctx, k).Result()
+		m, err := t.admin.ConfigGet(ctx, k).Result()
 		if err != nil {
 			return fmt.Errorf("redis target: CONFIG GET %s: %w", k, err)
 		}
 		t.restore[k] = m[k]
 	}
-	if err := t.c.ConfigSet(ctx, "appendfsync", t.AppendFsync).Err(); err != nil {
+	if err := t.admin.ConfigSet(ctx, "appendfsync", t.AppendFsync).Err(); err != nil {
 		return fmt.Errorf("redis target: CONFIG SET appendfsync %s: %w", t.AppendFsync, err)
 	}
-	if err := t.c.ConfigSet(ctx, "appendonly", "yes").Err(); err != nil {
+	if err := t.admin.ConfigSet(ctx, "appendonly", "yes").Err(); err != nil {
 		return fmt.Errorf("redis target: CONFIG SET appendonly yes: %w", err)
 	}
 	deadline := time.Now().Add(redisRewriteWaitMax)
 	for {
-		info, err := t.c.Info(ctx, "persistence").Result()
+		info, err := t.admin.Info(ctx, "persistence").Result()
 		if err != nil {
 			return fmt.Errorf("redis target: INFO persistence: %w", err)
 		}
@@ -227,18 +234,18 @@ func (t *RedisTarget) Observe(ctx context.Context, skus []string) ([]Observed, e
 	out := make([]Observed, len(skus))
 	for i := range skus {
 		k := t.keys[i]
-		a, err := t.c.Get(ctx, k[0]).Int64()
+		a, err := t.admin.Get(ctx, k[0]).Int64()
 		if err != nil {
 			return nil, fmt.Errorf("redis target: GET %s: %w", k[0], err)
 		}
-		r, err := t.c.Get(ctx, k[1]).Int64()
+		r, err := t.admin.Get(ctx, k[1]).Int64()
 		if err != nil {
 			return nil, fmt.Errorf("redis target: GET %s: %w", k[1], err)
 		}
 		out[i] = Observed{Available: a, Reserved: r, Sold: -1, Records: -1}
 	}
 	if len(out) > 0 {
-		n, err := t.c.LLen(ctx, t.keys[0][3]).Result()
+		n, err := t.admin.LLen(ctx, t.keys[0][3]).Result()
 		if err != nil {
 			return nil, fmt.Errorf("redis target: LLEN: %w", err)
 		}
@@ -260,7 +267,7 @@ func (t *RedisTarget) Close() error {
 	defer cancel()
 	var errs []error
 	for i := 0; i < len(t.allKeys); i += 1000 {
-		if err := t.c.Unlink(ctx, t.allKeys[i:min(i+1000, len(t.allKeys))]...).Err(); err != nil {
+		if err := t.admin.Unlink(ctx, t.allKeys[i:min(i+1000, len(t.allKeys))]...).Err(); err != nil {
 			errs = append(errs, fmt.Errorf("redis target: UNLINK: %w", err))
 			break
 		}
@@ -268,13 +275,13 @@ func (t *RedisTarget) Close() error {
 	if t.restore != nil {
 		// appendfsync first: switching appendonly off ends the AOF anyway.
 		for _, k := range []string{"appendfsync", "appendonly"} {
-			if err := t.c.ConfigSet(ctx, k, t.restore[k]).Err(); err != nil {
+			if err := t.admin.ConfigSet(ctx, k, t.restore[k]).Err(); err != nil {
 				errs = append(errs, fmt.Errorf("redis target: restore %s %s: %w", k, t.restore[k], err))
 			}
 		}
 		t.restore = nil
 	}
-	errs = append(errs, t.c.Close())
-	t.c = nil
+	errs = append(errs, t.c.Close(), t.admin.Close())
+	t.c, t.admin = nil, nil
 	return errors.Join(errs...)
 }

@@ -512,6 +512,22 @@ func TestCompareSummaryLeavesOutUnfitRows(t *testing.T) {
 	}
 }
 
+// setupFailTarget cannot be set up.
+type setupFailTarget struct{ countTarget }
+
+func (f *setupFailTarget) Info() Info                             { return Info{Name: "down"} }
+func (f *setupFailTarget) Setup(context.Context, *Workload) error { return errors.New("connection refused") }
+
+// TestSetupFailureRow: a target that could not be set up shows why in its
+// row, and no server CPU figure (it used to say "shared" and "FAIL:" with
+// nothing after it).
+func TestSetupFailureRow(t *testing.T) {
+	res, err := RunTarget(context.Background(), DefaultConfig(), &setupFailTarget{})
+	if err == nil || res.ServerCPU != "unknown" || !contains(res.VerifyDetail, "setup failed: connection refused") {
+		t.Fatalf("err %v, server_cpu %q, detail %q", err, res.ServerCPU, res.VerifyDetail)
+	}
+}
+
 func TestReport(t *testing.T) {
 	res := runOK(t, hotConfig(t), &EngineTarget{})
 	dir := t.TempDir()

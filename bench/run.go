@@ -159,7 +159,8 @@ func RunTarget(ctx context.Context, cfg Config, t Target) (res Result, err error
 		return res, nil
 	}
 	if err != nil {
-		res.FirstError = err.Error()
+		res.FirstError, res.ServerCPU = err.Error(), "unknown"
+		res.VerifyDetail = "setup failed: " + err.Error()
 		return res, fmt.Errorf("setup: %w", err)
 	}
 	info = t.Info() // Setup may learn the server's pid or connection count

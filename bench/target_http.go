@@ -34,6 +34,9 @@ type HTTPTarget struct {
 	Noop       bool
 	// ServerPID is the server's process, for its CPU figure (0: unknown).
 	ServerPID int
+	// InProcess: the server runs inside the harness's process (its CPU is
+	// in the client's figure).
+	InProcess bool
 	// Conns is the number of connections; 0: one per worker.
 	Conns   int
 	Timeout time.Duration // per request; 0: Config.RequestTimeout
@@ -50,7 +53,7 @@ func (t *HTTPTarget) Info() Info {
 	if t.Noop {
 		name = "noop"
 	}
-	return Info{Name: name, ServerPID: t.ServerPID, Expires: true, Ceiling: t.Noop, Conns: t.Conns}
+	return Info{Name: name, ServerPID: t.ServerPID, InProcess: t.InProcess, Expires: true, Ceiling: t.Noop, Conns: t.Conns}
 }
 
 // Setup connects and, unless Noop, creates the catalog with the admin token.

@@ -234,16 +234,17 @@ func benchMain(args []string) error {
 		case "engine":
 			targets = append(targets, &bench.EngineTarget{})
 		case "http", "noop":
-			url, token, pid := f.url, f.adminToken, f.serverPID
+			url, token, pid, inproc := f.url, f.adminToken, f.serverPID, false
 			if url == "" {
 				if srv == nil {
 					if srv, err = startBenchServer(ctx, f.httpServer, log); err != nil {
 						return err
 					}
 				}
-				url, token, pid = srv.url, srv.token, srv.pid
+				url, token, pid, inproc = srv.url, srv.token, srv.pid, f.httpServer == "inprocess"
 			}
-			targets = append(targets, &bench.HTTPTarget{URL: url, AdminToken: token, ServerPID: pid, Noop: name == "noop"})
+			targets = append(targets, &bench.HTTPTarget{URL: url, AdminToken: token, ServerPID: pid, InProcess: inproc,
+				Noop: name == "noop"})
 		case "redis-lua":
 			for _, v := range f.redisFsyncs {
 				targets = append(targets, &bench.RedisTarget{Addr: f.redisAddr, AppendFsync: v})

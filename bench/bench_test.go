@@ -515,8 +515,10 @@ func TestCompareSummaryLeavesOutUnfitRows(t *testing.T) {
 // setupFailTarget cannot be set up.
 type setupFailTarget struct{ countTarget }
 
-func (f *setupFailTarget) Info() Info                             { return Info{Name: "down"} }
-func (f *setupFailTarget) Setup(context.Context, *Workload) error { return errors.New("connection refused") }
+func (f *setupFailTarget) Info() Info { return Info{Name: "down"} }
+func (f *setupFailTarget) Setup(context.Context, *Workload) error {
+	return errors.New("connection refused")
+}
 
 // TestSetupFailureRow: a target that could not be set up shows why in its
 // row, and no server CPU figure (it used to say "shared" and "FAIL:" with

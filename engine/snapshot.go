@@ -89,7 +89,7 @@ func loadState(fs vfs.FS, dir string, l *wal.Log, upTo uint64, idsMax int) (*Sta
 	st := newState(idsMax)
 	for i := len(seqs) - 1; i >= 0; i-- {
 		if seqs[i] <= upTo {
-			if st, err = readSnapshot(fs, fs.PathJoin(dir, snapshotName(seqs[i])), idsMax); err != nil {
+			if st, err = readSnapshot(fs, fs.PathJoin(dir, snapshotName(seqs[i])), seqs[i], idsMax); err != nil {
 				return nil, err
 			}
 			break
@@ -396,7 +396,9 @@ func (w *snapWriter) bytes(s []byte) {
 	w.b = append(w.b, s...)
 }
 
-func readSnapshot(fs vfs.FS, path string, idsMax int) (*State, error) {
+// readSnapshot reads the snapshot at path, which its name says holds the
+// state at wantSeq.
+func readSnapshot(fs vfs.FS, path string, wantSeq uint64, idsMax int) (*State, error) {
 	f, err := fs.Open(path)
 	if err != nil {
 		return nil, err
@@ -416,19 +418,36 @@ func readSnapshot(fs vfs.FS, path string, idsMax int) (*State, error) {
 	r := &snapReader{b: body}
 	st := newState(idsMax)
 	st.Seq = r.uvarint()
+	if r.err == nil && st.Seq != wantSeq {
+		return nil, fmt.Errorf("%w: %s: holds the state at seq %d, its name says %d", errSnapshotCorrupt, path, st.Seq, wantSeq)
+	}
+	// Everything is checked as the engine's own rules would have it: the
+	// checksum only says the file is as written, and a snapshot that no
+	// state could produce would break the engine later, far from here.
 	for n := r.count(); n > 0 && r.err == nil; n-- {
 		s := newSKU(r.str())
 		s.total, s.available, s.reserved, s.sold, s.limit = r.varint(), r.varint(), r.varint(), r.varint(), r.varint()
+		var held int64
 		for k := r.count(); k > 0 && r.err == nil; k-- {
 			u, q := r.view(), r.varint()
-			if !wal.ValidID(u) || q <= 0 || s.users.get(u) != 0 {
+			if !wal.ValidID(u) || q <= 0 || q > wal.TotalMax || s.users.get(u) != 0 {
 				r.err = fmt.Errorf("sku %s: bad holding %q: %d", s.id, u, q)
 				break
 			}
 			s.users.add(u, q)
+			if held += q; held > 2*wal.TotalMax { // more than any SKU can hold; and no overflow
+				r.err = fmt.Errorf("sku %s: users hold over %d", s.id, 2*wal.TotalMax)
+				break
+			}
 		}
-		if s.available < 0 || s.reserved < 0 || s.sold < 0 || s.total != s.available+s.reserved+s.sold {
-			return nil, fmt.Errorf("%w: %s: sku %s breaks the invariants", errSnapshotCorrupt, path, s.id)
+		if r.err != nil {
+			break
+		}
+		if err := s.checkLoaded(held); err != nil {
+			return nil, fmt.Errorf("%w: %s: %w", errSnapshotCorrupt, path, err)
+		}
+		if st.skus[s.id] != nil {
+			return nil, fmt.Errorf("%w: %s: sku %s twice", errSnapshotCorrupt, path, s.id)
 		}
 		st.skus[s.id] = s
 	}
@@ -440,7 +459,12 @@ func readSnapshot(fs vfs.FS, path string, idsMax int) (*State, error) {
 		for ; n > 0 && r.err == nil; n-- {
 			// The strings are views of the snapshot's bytes: insert copies
 			// them into the table, and nothing else keeps them.
-			q := reqInit{id: r.view(), kind: wal.Kind(r.uvarint()), status: uint8(r.uvarint()), user: r.view(),
+			id, kind, status := r.view(), r.uvarint(), r.uvarint()
+			if kind > 255 || status > 255 {
+				r.err = fmt.Errorf("entry %q: kind %d status %d", id, kind, status)
+				break
+			}
+			q := reqInit{id: id, kind: wal.Kind(kind), status: uint8(status), user: r.view(),
 				bodyHash: r.uvarint(), seq: r.uvarint(), doneMs: r.varint(), expires: r.varint(), settleSeq: r.uvarint()}
 			k := r.count()
 			if k > wal.ItemsMax {
@@ -449,8 +473,16 @@ func readSnapshot(fs vfs.FS, path string, idsMax int) (*State, error) {
 			for i := 0; i < k && r.err == nil; i++ {
 				items[i] = wal.Item{SKU: r.view(), Qty: r.varint()}
 				returned[i] = r.varint()
-				if !wal.ValidID(items[i].SKU) {
-					r.err = fmt.Errorf("entry %q: bad sku", q.id)
+				switch {
+				case st.skus[items[i].SKU] == nil:
+					r.err = fmt.Errorf("entry %q: unknown sku %q", q.id, items[i].SKU)
+				case items[i].Qty < 1 || items[i].Qty > wal.QtyMax || returned[i] < 0 || returned[i] > items[i].Qty:
+					r.err = fmt.Errorf("entry %q: sku %s qty %d returned %d", q.id, items[i].SKU, items[i].Qty, returned[i])
+				}
+				for j := range i {
+					if items[j].SKU == items[i].SKU {
+						r.err = fmt.Errorf("entry %q: sku %s twice", q.id, items[i].SKU)
+					}
 				}
 			}
 			if err := q.check(k); err != nil || r.err != nil {

@@ -81,7 +81,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	if err := writeSnapshot(vfs.Default, dir, st); err != nil {
 		t.Fatal(err)
 	}
-	got, err := readSnapshot(vfs.Default, filepath.Join(dir, snapshotName(st.Seq)), RequestIDsMaxDefault)
+	got, err := readSnapshot(vfs.Default, filepath.Join(dir, snapshotName(st.Seq)), st.Seq, RequestIDsMaxDefault)
 	if err != nil {
 		t.Fatal(err)
 	}

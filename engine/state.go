@@ -127,6 +127,25 @@ func (s *sku) apply(kind wal.Kind, user string, qty, limit int64) {
 	}
 }
 
+// checkLoaded checks a SKU read from a snapshot (held: the sum of its
+// users' holdings) against the rules every state keeps.
+func (s *sku) checkLoaded(held int64) error {
+	in := func(v int64) bool { return v >= 0 && v <= wal.TotalMax }
+	switch {
+	case !wal.ValidID(s.id):
+		return fmt.Errorf("bad sku id %q", s.id)
+	case !in(s.total) || !in(s.available) || !in(s.reserved) || !in(s.sold) ||
+		s.total != s.available+s.reserved+s.sold:
+		return fmt.Errorf("sku %s breaks the invariants: total %d available %d reserved %d sold %d",
+			s.id, s.total, s.available, s.reserved, s.sold)
+	case s.limit < 0 || s.limit > wal.LimitMax:
+		return fmt.Errorf("sku %s: limit %d", s.id, s.limit)
+	case held > s.reserved+s.sold:
+		return fmt.Errorf("sku %s: users hold %d, more than reserved %d + sold %d", s.id, held, s.reserved, s.sold)
+	}
+	return nil
+}
+
 // checkUsers is an expensive invariant (tests only): what users hold is part
 // of what is reserved or sold, and no holding is negative.
 func (s *sku) checkUsers() {

@@ -926,5 +926,17 @@ func (in *reqInit) check(k int) error {
 	if (in.kind == wal.KindDeduct || in.kind == wal.KindReserve) != (k > 0) {
 		return fmt.Errorf("entry %q: %v with %d items", in.id, in.kind, k)
 	}
+	var fits bool // the statuses each kind can reach
+	switch in.kind {
+	case wal.KindDeduct:
+		fits = in.status == statusDeducted
+	case wal.KindReserve:
+		fits = in.status >= statusReserved && in.status <= statusExpired
+	default:
+		fits = in.status == statusDone
+	}
+	if !fits {
+		return fmt.Errorf("entry %q: %v in status %d", in.id, in.kind, in.status)
+	}
 	return nil
 }

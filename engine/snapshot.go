@@ -453,7 +453,10 @@ func readSnapshot(fs vfs.FS, path string, wantSeq uint64, idsMax int) (*State, e
 	}
 	for _, t := range []*table{st.requests, st.restocks, st.returns} {
 		n := r.count()
-		t.reserve(n) // sized once: no rehashing while loading
+		// Sized once: no rehashing while loading. An entry takes at least
+		// snapEntryBytesMin bytes, so a count the file cannot hold does not
+		// size the tables (a crafted count would allocate far beyond it).
+		t.reserve(min(n, len(r.b)/snapEntryBytesMin))
 		var items [wal.ItemsMax]wal.Item
 		var returned [wal.ItemsMax]int64
 		for ; n > 0 && r.err == nil; n-- {
@@ -503,6 +506,12 @@ func readSnapshot(fs vfs.FS, path string, wantSeq uint64, idsMax int) (*State, e
 	}
 	return st, nil
 }
+
+// snapEntryBytesMin is the fewest bytes a request entry takes in a snapshot:
+// an id of one byte (length and byte), then kind, status, an empty user,
+// body hash, seq, decision time, expiry, settle seq and item count, one
+// byte each.
+const snapEntryBytesMin = 11
 
 type snapReader struct {
 	b   []byte

@@ -216,6 +216,7 @@ func benchMain(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	quietDriver(log) // the MySQL driver would print every timed-out request; the table counts them
 	if !f.quiet && term.IsTerminal(int(os.Stderr.Fd())) {
 		f.cfg.Progress = os.Stderr
 	}

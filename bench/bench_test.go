@@ -6,6 +6,7 @@ import (
 	"math"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -184,7 +185,10 @@ func TestScenarios(t *testing.T) {
 	for _, sc := range []string{ScenarioReserve, ScenarioReturns} {
 		t.Run("redis-"+sc, func(t *testing.T) {
 			needService(t, "Redis", testRedisAddr)
-			runOK(t, base(t, sc), &RedisTarget{Addr: testRedisAddr})
+			res := runOK(t, base(t, sc), &RedisTarget{Addr: testRedisAddr})
+			if !slices.Contains([]string{"off", "always", "everysec", "no"}, res.AppendFsync) {
+				t.Fatalf("redis-lua with the server's own persistence reports appendfsync %q", res.AppendFsync)
+			}
 		})
 		t.Run("mysql-task-"+sc, func(t *testing.T) {
 			needService(t, "MariaDB", "127.0.0.1:3306")

@@ -163,8 +163,8 @@ func RunTarget(ctx context.Context, cfg Config, t Target) (res Result, err error
 		res.VerifyDetail = "setup failed: " + err.Error()
 		return res, fmt.Errorf("setup: %w", err)
 	}
-	info = t.Info() // Setup may learn the server's pid or connection count
-	res.Conns = info.Conns
+	info = t.Info() // Setup may learn the server's pid, connection count or persistence
+	res.Conns, res.AppendFsync = info.Conns, info.AppendFsync
 
 	l := NewLedger(cfg)
 	lr := runLoad(ctx, cfg, wl, t, l)

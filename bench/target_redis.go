@@ -80,12 +80,17 @@ type RedisTarget struct {
 	limit   string
 	pid     int
 	restore map[string]string
+	kept    string // AppendFsync empty: the server's own setting, read at Setup ("off": no AOF)
 	allKeys []string
 }
 
 // Info implements Target.
 func (t *RedisTarget) Info() Info {
-	return Info{Name: "redis-lua", AppendFsync: t.AppendFsync, ServerPID: t.pid, Conns: t.PoolSize}
+	fsync := t.AppendFsync
+	if fsync == "" {
+		fsync = t.kept
+	}
+	return Info{Name: "redis-lua", AppendFsync: fsync, ServerPID: t.pid, Conns: t.PoolSize}
 }
 
 // Setup connects, sets the persistence policy and loads the stock.
@@ -110,6 +115,16 @@ func (t *RedisTarget) Setup(ctx context.Context, w *Workload) error {
 	if host, _, err := net.SplitHostPort(t.Addr); err == nil && isLoopback(host) {
 		if info, err := t.admin.Info(ctx, "server").Result(); err == nil {
 			t.pid, _ = strconv.Atoi(infoField(info, "process_id"))
+		}
+	}
+	if t.AppendFsync == "" {
+		// keep: report what the server does, so the row says it.
+		m, err := t.admin.ConfigGet(ctx, "append*").Result()
+		if err != nil {
+			return fmt.Errorf("redis target: CONFIG GET append*: %w", err)
+		}
+		if t.kept = m["appendfsync"]; m["appendonly"] != "yes" {
+			t.kept = "off"
 		}
 	}
 	if t.AppendFsync != "" {

@@ -10,17 +10,18 @@ import (
 
 // skuBook is what the harness saw acknowledged for one SKU, in units.
 type skuBook struct {
-	deduct, reserve, confirm, cancel, ret atomic.Int64
+	kindUnits // acknowledged
 	// unknown holds, per kind, the quantity of requests with no definite
 	// answer: each may or may not have changed the stock by that much. Kept
 	// per kind because each kind moves the figures one way only (an unknown
 	// deduct can lower available, never raise it).
-	unknown        unknownBook
+	unknown        kindUnits
 	changes        atomic.Int64 // acknowledged changes (flow records expected)
 	unknownChanges atomic.Int64
 }
 
-type unknownBook struct {
+// kindUnits counts units per kind of step.
+type kindUnits struct {
 	deduct, reserve, confirm, cancel, ret atomic.Int64
 }
 
@@ -148,26 +149,18 @@ func (p *problems) String() string {
 }
 
 // add counts qty units of kind.
-func (b *skuBook) add(k Kind, qty int64) {
-	addKind(k, qty, &b.deduct, &b.reserve, &b.confirm, &b.cancel, &b.ret)
-}
-
-func (u *unknownBook) add(k Kind, qty int64) {
-	addKind(k, qty, &u.deduct, &u.reserve, &u.confirm, &u.cancel, &u.ret)
-}
-
-func addKind(k Kind, qty int64, deduct, reserve, confirm, cancel, ret *atomic.Int64) {
+func (u *kindUnits) add(k Kind, qty int64) {
 	switch k {
 	case KindDeduct:
-		deduct.Add(qty)
+		u.deduct.Add(qty)
 	case KindReserve:
-		reserve.Add(qty)
+		u.reserve.Add(qty)
 	case KindConfirm:
-		confirm.Add(qty)
+		u.confirm.Add(qty)
 	case KindCancel:
-		cancel.Add(qty)
+		u.cancel.Add(qty)
 	case KindReturn:
-		ret.Add(qty)
+		u.ret.Add(qty)
 	default:
 		panic(fmt.Sprintf("bench: step kind %v", k))
 	}

@@ -78,10 +78,8 @@ func (e *Engine) take(ctx context.Context, kind wal.Kind, id, user string, items
 	if len(refs) == 1 {
 		return e.takeOne(ctx, refs[0], t, items[0].Qty) // the actor sets the time
 	}
-	now := e.nowMs()
-	t.stamp(now)
-	expires := t.expires
-	in := reqInit{id: id, user: user, kind: kind, bodyHash: hash, doneMs: t.doneMs, expires: expires, items: items}
+	t.stamp(e.nowMs())
+	in := reqInit{id: id, user: user, kind: kind, bodyHash: hash, doneMs: t.doneMs, expires: t.expires, items: items}
 	h, found, prior, err := e.requests.claim(ctx, &in)
 	if err != nil {
 		return Result{}, err

@@ -130,32 +130,20 @@ func (p *parser) object(body []byte) (*fastjson.Value, error) {
 // (item -1) or items[item].
 func uniqueKeys(o *fastjson.Value, item int) error {
 	obj, _ := o.Object()
-	var seen [16][]byte // bodies have a handful of keys; more are compared pairwise
-	n := 0
+	var buf [16][]byte // bodies have a handful of keys: no allocation
+	keys := buf[:0]
 	var dup []byte
-	var more [][]byte
 	obj.Visit(func(k []byte, _ *fastjson.Value) {
 		if dup != nil {
 			return
 		}
-		for _, s := range seen[:n] {
+		for _, s := range keys {
 			if bytes.Equal(s, k) {
 				dup = k
 				return
 			}
 		}
-		for _, s := range more {
-			if bytes.Equal(s, k) {
-				dup = k
-				return
-			}
-		}
-		if n < len(seen) {
-			seen[n] = k
-			n++
-		} else {
-			more = append(more, k)
-		}
+		keys = append(keys, k)
 	})
 	switch {
 	case dup == nil:

@@ -16,11 +16,13 @@ import (
 )
 
 // benchDeduct runs b.N durable single-unit deducts from callers goroutines,
-// spread over skus SKUs, and reports deductions/s. Without snapshots the
+// spread over skus SKUs, and reports deductions/s. With users > 0 each deduct
+// names one of that many buyers (spread evenly), and each SKU has a per-user
+// limit, as in a real sale; with 0 it names none. Without snapshots the
 // engine runs no background loop (the sales path alone); with them it runs
 // the default one, which folds the log into its shadow state and writes a
 // snapshot every SnapshotEveryRecordsDefault records, as in production.
-func benchDeduct(b *testing.B, skus, callers int, snapshots bool) {
+func benchDeduct(b *testing.B, skus, callers, users int, snapshots bool) {
 	var commits, committed, commitNs atomic.Int64
 	opts := Options{Dir: b.TempDir(), ExpiryTick: -1, RequestIDsMax: 1 << 22, SnapshotEveryRecords: 1 << 40,
 		WAL: wal.Options{OnCommit: func(records, _ int, took time.Duration) {
@@ -40,7 +42,12 @@ func benchDeduct(b *testing.B, skus, callers int, snapshots bool) {
 	ids := make([]string, skus)
 	for i := range ids {
 		ids[i] = fmt.Sprintf("sku-%d", i)
-		if _, _, err := e.SetSKU(ctx, SetSKURequest{SKU: ids[i], Total: TotalMax}); err != nil {
+		req := SetSKURequest{SKU: ids[i], Total: TotalMax}
+		if users > 0 {
+			limit := int64(LimitMax)
+			req.LimitPerUser = &limit
+		}
+		if _, _, err := e.SetSKU(ctx, req); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -48,6 +55,14 @@ func benchDeduct(b *testing.B, skus, callers int, snapshots bool) {
 	reqIDs := make([]string, b.N+1)
 	for i := range reqIDs {
 		reqIDs[i] = "r" + strconv.Itoa(i)
+	}
+	userIDs := make([]string, b.N+1)
+	for i := range userIDs {
+		if users > 0 {
+			// A multiplicative step, so that consecutive requests name
+			// buyers far apart in the table.
+			userIDs[i] = "user-" + strconv.Itoa(int(uint64(i)*2654435761%uint64(users)))
+		}
 	}
 	b.ResetTimer()
 	start, cpuStart := time.Now(), testkit.ProcessCPU()
@@ -68,7 +83,7 @@ func benchDeduct(b *testing.B, skus, callers int, snapshots bool) {
 				if n > int64(b.N) {
 					return
 				}
-				_, err := e.Deduct(ctx, DeductRequest{RequestID: reqIDs[n], Items: []Item{{SKU: ids[n%int64(skus)], Qty: 1}}})
+				_, err := e.Deduct(ctx, DeductRequest{RequestID: reqIDs[n], UserID: userIDs[n], Items: []Item{{SKU: ids[n%int64(skus)], Qty: 1}}})
 				if err != nil {
 					failed.Add(1)
 				}
@@ -95,11 +110,16 @@ func benchDeduct(b *testing.B, skus, callers int, snapshots bool) {
 }
 
 // BenchmarkDeductHotSKU: one SKU, 4096 concurrent callers, durable deducts.
-func BenchmarkDeductHotSKU(b *testing.B) { benchDeduct(b, 1, 4096, false) }
+func BenchmarkDeductHotSKU(b *testing.B) { benchDeduct(b, 1, 4096, 0, false) }
+
+// BenchmarkDeductHotSKUBuyers is BenchmarkDeductHotSKU with a buyer per
+// deduct, one of 100,000, and a per-user limit: the engine keeps what each
+// buyer holds.
+func BenchmarkDeductHotSKUBuyers(b *testing.B) { benchDeduct(b, 1, 4096, 100_000, false) }
 
 // BenchmarkDeductManySKUs: 10,000 SKUs, uniform, 4096 concurrent callers.
-func BenchmarkDeductManySKUs(b *testing.B) { benchDeduct(b, 10_000, 4096, false) }
+func BenchmarkDeductManySKUs(b *testing.B) { benchDeduct(b, 10_000, 4096, 0, false) }
 
 // BenchmarkDeductHotSKUSnapshots is BenchmarkDeductHotSKU with the background
 // snapshotter of a production engine sharing the two cores.
-func BenchmarkDeductHotSKUSnapshots(b *testing.B) { benchDeduct(b, 1, 4096, true) }
+func BenchmarkDeductHotSKUSnapshots(b *testing.B) { benchDeduct(b, 1, 4096, 0, true) }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -127,6 +128,13 @@ func TestTargetsHot(t *testing.T) {
 		checkHotSoldOut(t, res)
 		if !res.Verified || res.VerifyDetail == "" {
 			t.Fatalf("http: %+v", res)
+		}
+	})
+	t.Run("http-without-token", func(t *testing.T) {
+		url, _ := startServer(t)
+		_, err := RunTarget(context.Background(), hotConfig(t), &HTTPTarget{URL: url})
+		if err == nil || !strings.Contains(err.Error(), "--admin-token") || strings.Contains(err.Error(), "%!") {
+			t.Fatalf("want a set-up error that names --admin-token, got %v", err)
 		}
 	})
 	t.Run("noop", func(t *testing.T) {

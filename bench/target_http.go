@@ -76,18 +76,16 @@ func (t *HTTPTarget) Setup(ctx context.Context, w *Workload) error {
 		ReadTimeout: t.timeout, WriteTimeout: t.timeout, MaxIdleConnDuration: time.Minute,
 		MaxResponseBodySize: httpBodyBytesMax, MaxConnWaitTimeout: t.timeout,
 	}
-	status, body, err := t.call(fasthttp.MethodGet, "/healthz", nil, "")
-	if err != nil || status != fasthttp.StatusOK {
-		return fmt.Errorf("http target: %s/healthz: status %d %q: %w", t.base, status, body, err)
+	if err := t.setupCall(fasthttp.MethodGet, "/healthz", nil, ""); err != nil {
+		return err
 	}
 	if t.Noop {
 		return nil
 	}
 	for _, sku := range w.SKUs() {
 		b := fmt.Appendf(nil, `{"total":%d,"limit_per_user":%d}`, cfg.Stock, cfg.LimitPerUser)
-		status, body, err := t.call(fasthttp.MethodPut, "/v1/skus/"+sku, b, t.AdminToken)
-		if err != nil || status != fasthttp.StatusOK {
-			return fmt.Errorf("http target: PUT /v1/skus/%s: status %d %q: %w", sku, status, body, err)
+		if err := t.setupCall(fasthttp.MethodPut, "/v1/skus/"+sku, b, t.AdminToken); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -101,6 +99,21 @@ func ParseURL(raw string) (*url.URL, error) {
 		return nil, fmt.Errorf("url %q: want http://host:port", raw)
 	}
 	return u, nil
+}
+
+// setupCall sends one set-up request and wants 200.
+func (t *HTTPTarget) setupCall(method, path string, body []byte, token string) error {
+	status, resp, err := t.call(method, path, body, token)
+	switch {
+	case err != nil:
+		return fmt.Errorf("http target: %s %s%s: %w", method, t.base, path, err)
+	case status == fasthttp.StatusUnauthorized:
+		return fmt.Errorf("http target: %s %s%s: status 401 %q (give the server's admin token: --admin-token or FLASHSALE_ADMIN_TOKEN)",
+			method, t.base, path, resp)
+	case status != fasthttp.StatusOK:
+		return fmt.Errorf("http target: %s %s%s: status %d %q", method, t.base, path, status, resp)
+	}
+	return nil
 }
 
 // call sends one request outside the load (setup, verification).

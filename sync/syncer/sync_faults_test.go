@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,10 +16,12 @@ import (
 )
 
 // faultProxy forwards loopback TCP to MySQL and, on demand, cuts every
-// connection (mid-transaction or not) or refuses new ones ("MySQL down").
+// connection (mid-transaction or not), refuses new ones ("MySQL down") or
+// forwards what the client sends at a limited rate ("MySQL slow").
 type faultProxy struct {
 	ln     net.Listener
 	target string
+	rate   atomic.Int64 // bytes per second forwarded to MySQL; 0: no limit
 	mu     sync.Mutex
 	conns  map[net.Conn]struct{}
 	down   bool
@@ -57,7 +60,11 @@ func (p *faultProxy) serve() {
 		p.conns[c], p.conns[s] = struct{}{}, struct{}{}
 		p.mu.Unlock()
 		pipe := func(dst, src net.Conn) {
-			io.Copy(dst, src)
+			if dst == s {
+				p.copyToServer(s, c)
+			} else {
+				io.Copy(dst, src)
+			}
 			dst.Close()
 			src.Close()
 			p.mu.Lock()
@@ -69,6 +76,30 @@ func (p *faultProxy) serve() {
 		go pipe(s, c)
 	}
 }
+
+// copyToServer copies what the client sends to MySQL, no faster than the
+// proxy's rate.
+func (p *faultProxy) copyToServer(dst, src net.Conn) {
+	buf := make([]byte, 1024)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			if r := p.rate.Load(); r > 0 {
+				time.Sleep(time.Duration(int64(n) * int64(time.Second) / r))
+			}
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// setRate limits what the proxy forwards to MySQL to bytesPerSec (0: no
+// limit), as if MySQL took that long to take in each statement.
+func (p *faultProxy) setRate(bytesPerSec int64) { p.rate.Store(bytesPerSec) }
 
 // cutAll closes every forwarded connection at once.
 func (p *faultProxy) cutAll() {
@@ -191,5 +222,51 @@ faults:
 	}
 	if downs > 0 && soldWhileDown == 0 {
 		t.Fatalf("the engine logged nothing while MySQL was down")
+	}
+}
+
+// TestSyncerProgressesWhenBatchOutlastsTxTimeout: MySQL takes in SQL so
+// slowly that the backlog, folded as one batch, cannot commit within the
+// transaction timeout (TxTimeoutMax, shortened here). The syncer must still
+// catch up, in smaller batches, instead of retrying the same batch forever
+// while the log it may not truncate grows.
+func TestSyncerProgressesWhenBatchOutlastsTxTimeout(t *testing.T) {
+	seed := testSeed(t)
+	dsn := testDatabase(t)
+	direct := openTestDB(t, dsn)
+	cfg, _ := mysql.ParseDSN(dsn)
+	proxy := newFaultProxy(t, cfg.Addr)
+	slow := openTestDB(t, proxy.viaProxy(t, dsn))
+	ctx := context.Background()
+	if err := Migrate(ctx, direct); err != nil {
+		t.Fatal(err)
+	}
+
+	eng := openEngine(t, t.TempDir())
+	defer eng.Close()
+	acks, err := setupCatalog(ctx, eng)
+	if err != nil {
+		t.Fatal(err)
+	}
+	acks = append(acks, runLoad(t, eng, seed, 2, 400, 30*time.Second)...)
+	backlog := eng.Log().Durable()
+	// About 150 bytes of SQL per record: the whole backlog takes several
+	// times the timeout to send, a tenth of it well under.
+	proxy.setRate(8 << 10)
+	s := Start(Config{DB: slow, Log: eng.Log(), MarkSynced: eng.MarkSynced, txTimeout: 2 * time.Second})
+	defer s.Close()
+	wctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	defer cancel()
+	if err := s.WaitSynced(wctx, backlog); err != nil {
+		t.Fatalf("backlog of %d records not folded: %v (status %+v)", backlog, err, s.Status())
+	}
+	proxy.setRate(0)
+	catchUp(t, s, eng)
+	reconcileClean(t, direct, engineState(eng))
+	checkAcked(t, direct, acks)
+	st := s.Status()
+	t.Logf("backlog %d records, %d acks; status %+v", backlog, len(acks), st)
+	if st.Errors == 0 {
+		t.Fatalf("no batch outlasted the timeout: the test proved nothing")
 	}
 }

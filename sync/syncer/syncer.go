@@ -18,7 +18,8 @@ import (
 // Batch and retry limits. A batch is one MySQL transaction.
 const (
 	// BatchRecordsMax caps the log records in one batch; the rest go in the
-	// next batch.
+	// next batch. After a failed batch the cap is halved, and doubled back
+	// after each batch that commits.
 	BatchRecordsMax = 4096
 	// BatchBytesMax caps the encoded log bytes read into one batch (the
 	// record that crosses it is the last one in); the SQL sent is about
@@ -29,7 +30,7 @@ const (
 	// adds to amortise one commit over more records.
 	BatchLingerMax = 5 * time.Millisecond
 	// TxTimeoutMax bounds one batch transaction; past it the transaction is
-	// abandoned (rolled back) and retried.
+	// abandoned (rolled back) and retried with half the records.
 	TxTimeoutMax = 60 * time.Second
 	// RetryBackoffMin and RetryBackoffMax bound the wait after a failed
 	// batch: it doubles from the minimum to the cap and resets on success.
@@ -69,6 +70,9 @@ type Config struct {
 	// BatchRecordsMax overrides the constant of the same name when > 0
 	// (tests and benchmarks use it to vary batch sizes).
 	BatchRecordsMax int
+	// txTimeout overrides TxTimeoutMax when > 0 (tests: a MySQL slower than
+	// the timeout without waiting a minute per batch).
+	txTimeout time.Duration
 }
 
 // Syncer folds the log into MySQL. Start it with Start; Status, WaitSynced
@@ -77,6 +81,10 @@ type Syncer struct {
 	cfg    Config
 	cancel context.CancelFunc
 	done   chan struct{}
+	// batchMax caps the records of the next batch: cfg.BatchRecordsMax at
+	// first, half the records of a batch that failed, doubled (up to
+	// cfg.BatchRecordsMax) after each that commits. step's goroutine only.
+	batchMax int
 
 	checkpoint atomic.Uint64
 	batches    atomic.Uint64
@@ -152,8 +160,11 @@ func Start(cfg Config) *Syncer {
 	if cfg.BatchRecordsMax <= 0 {
 		cfg.BatchRecordsMax = BatchRecordsMax
 	}
+	if cfg.txTimeout <= 0 {
+		cfg.txTimeout = TxTimeoutMax
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Syncer{cfg: cfg, cancel: cancel, done: make(chan struct{}), notify: make(chan struct{})}
+	s := &Syncer{cfg: cfg, cancel: cancel, done: make(chan struct{}), notify: make(chan struct{}), batchMax: cfg.BatchRecordsMax}
 	active.Store(s)
 	go func() {
 		defer close(s.done)
@@ -238,7 +249,7 @@ func (s *Syncer) run(ctx context.Context) error {
 
 // start migrates the schema and loads the checkpoint.
 func (s *Syncer) start(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, TxTimeoutMax)
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.txTimeout)
 	defer cancel()
 	if err := Migrate(ctx, s.cfg.DB); err != nil {
 		return err
@@ -306,7 +317,7 @@ func (s *Syncer) step(ctx context.Context) error {
 		}
 		return fmt.Errorf("syncer: wait for log: %w", err)
 	}
-	limit := uint64(s.cfg.BatchRecordsMax)
+	limit := uint64(s.batchMax)
 	if durable-cp < limit {
 		lctx, cancel := context.WithTimeout(ctx, BatchLingerMax)
 		for durable-cp < limit {
@@ -329,12 +340,17 @@ func (s *Syncer) step(ctx context.Context) error {
 		return nil
 	}
 	start := time.Now()
-	tctx, cancel := context.WithTimeout(ctx, TxTimeoutMax)
+	tctx, cancel := context.WithTimeout(ctx, s.cfg.txTimeout)
 	defer cancel()
 	folded, newCP, err := applyBatch(tctx, s.cfg.DB, s.cfg.Name, s.cfg.Log.ID(), entries, s.cfg.Now())
 	if err != nil {
+		// The batch may have failed for its size (MySQL slower than the
+		// transaction timeout for it): the retry takes half as many records,
+		// so that a slow MySQL still makes progress.
+		s.batchMax = max(1, len(entries)/2)
 		return err
 	}
+	s.batchMax = min(s.cfg.BatchRecordsMax, 2*s.batchMax)
 	if newCP < cp {
 		return fmt.Errorf("syncer: checkpoint %q went back from %d to %d: another writer?", s.cfg.Name, cp, newCP)
 	}

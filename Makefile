@@ -10,7 +10,8 @@ TEST_FLAGS ?= -race -tags invariants -count=1 -timeout 20m
 # Fuzz budgets are counts of inputs, not durations: with a duration, Go 1.26's
 # fuzz coordinator can fail a run with "context deadline exceeded" at the
 # deadline on a loaded machine (go.dev/issue/75804, fixed in Go 1.27).
-# Brings up MariaDB and Redis first when none answers (scripts/ensure-services.sh).
+# Brings up MariaDB and Redis first when none answers, and installs gcc when Go
+# has no C compiler for -race (scripts/ensure-services.sh).
 test: services vet
 	$(GO) test $(TEST_FLAGS) ./...
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime 50000x ./wal
@@ -22,7 +23,8 @@ vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo 'gofmt needed'; exit 1; }
 	$(GO) vet ./...
 
-# MariaDB and Redis, both (`make run` asks the script for MariaDB only).
+# MariaDB, Redis and a C compiler for -race (`make run` asks the script for
+# MariaDB only).
 services:
 	@bash scripts/ensure-services.sh
 

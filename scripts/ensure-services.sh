@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Makes sure MariaDB (127.0.0.1:3306, root, empty password, database `test`)
 # and Redis (127.0.0.1:6379) answer, starting them (and installing them from
-# Debian's packages on a fresh machine) when they do not. Idempotent, and quick
-# when both already answer.
+# Debian's packages on a fresh machine) when they do not; and that Go can use
+# cgo, which `go test -race` needs (a fresh machine with only Go has no C
+# compiler: gcc is installed then). Idempotent, and quick when all is there.
 #
-# Usage: ensure-services.sh [mariadb] [redis]   (no argument: both)
+# Usage: ensure-services.sh [mariadb] [redis] [cc]   (no argument: all three)
 set -euo pipefail
 
 die() { echo "ensure-services: $*" >&2; exit 1; }
@@ -113,11 +114,24 @@ ensure_redis() {
 	fi
 }
 
-[ $# -gt 0 ] || set -- mariadb redis
+# ensure_cc makes sure `go test -race` can build: the race detector needs cgo,
+# and Go turns cgo off when it finds no C compiler.
+ensure_cc() {
+	[ "$(go env CGO_ENABLED 2>/dev/null)" = 1 ] && return 0
+	if [ -n "${CGO_ENABLED:-}" ] && [ "$CGO_ENABLED" != 1 ]; then
+		die "CGO_ENABLED=$CGO_ENABLED is set, but \`go test -race\` needs cgo: unset it"
+	fi
+	echo "ensure-services: no C compiler for cgo (go test -race needs one); installing gcc" >&2
+	apt_install gcc libc6-dev
+	[ "$(go env CGO_ENABLED 2>/dev/null)" = 1 ] || die "gcc installed, but go env CGO_ENABLED is still not 1"
+}
+
+[ $# -gt 0 ] || set -- mariadb redis cc
 for svc in "$@"; do
 	case $svc in
 	mariadb) ensure_mariadb ;;
 	redis) ensure_redis ;;
-	*) die "unknown service \"$svc\" (want mariadb or redis)" ;;
+	cc) ensure_cc ;;
+	*) die "unknown service \"$svc\" (want mariadb, redis or cc)" ;;
 	esac
 done

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -110,6 +111,49 @@ func TestExpireDueDuringClose(t *testing.T) {
 		}
 	case <-time.After(time.Minute):
 		t.Fatalf("ExpireDue still blocked a minute after Close returned (Close: %v)", cerr)
+	}
+}
+
+// TestCloseTwiceWaitsForTheFirst: a Close that finds another one running
+// waits for it and returns its result. It used to return nil at once, while
+// the log was still open: reopening the directory then failed (lock held).
+func TestCloseTwiceWaitsForTheFirst(t *testing.T) {
+	dir := t.TempDir()
+	e := openTest(t, dir, nil, nil)
+	mustSet(t, e, "A", 10, 0)
+	if err := e.enter(); err != nil { // a change in flight: the first Close waits for it
+		t.Fatal(err)
+	}
+	first := make(chan error, 1)
+	go func() { first <- e.Close() }()
+	for !e.closed.Load() {
+		runtime.Gosched()
+	}
+	second := make(chan error, 1)
+	go func() {
+		err := e.Close()
+		// Once any Close has returned, the directory is free again.
+		e2, oerr := Open(Options{Dir: dir, ExpiryTick: -1})
+		if oerr == nil {
+			oerr = e2.Close()
+		}
+		second <- errors.Join(err, oerr)
+	}()
+	select {
+	case err := <-second:
+		// Only a Close that did not wait can end here: the first is held.
+		t.Fatalf("second Close returned while the first was still closing: %v", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	e.leave()
+	if err := <-first; err != nil {
+		t.Fatalf("first Close: %v", err)
+	}
+	if err := <-second; err != nil {
+		t.Fatalf("second Close, then reopen: %v", err)
+	}
+	if err := e.Close(); err != nil {
+		t.Fatalf("Close after Close: %v", err)
 	}
 }
 

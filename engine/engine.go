@@ -179,6 +179,8 @@ type Engine struct {
 
 	inflight atomic.Int64
 	closed   atomic.Bool
+	closeEnd chan struct{} // closed once the first Close is done (closeErr set)
+	closeErr error
 	bug      atomic.Pointer[string] // the first invariant violation seen in an actor
 	synced   atomic.Uint64
 	snapSeq  atomic.Uint64
@@ -206,7 +208,7 @@ func Open(opts Options) (*Engine, error) {
 	}
 	e := &Engine{opts: opts, log: log, requests: newTable(opts.RequestIDsMax),
 		restocks: newTable(opts.RequestIDsMax), returns: newTable(opts.RequestIDsMax), stop: make(chan struct{}),
-		outMax: outBatchRecordsMax}
+		closeEnd: make(chan struct{}), outMax: outBatchRecordsMax}
 	if n := opts.WAL.BatchRecordsMax; n > 0 && n < e.outMax {
 		e.outMax = n // the log refuses a larger AppendBatch
 	}
@@ -361,11 +363,15 @@ func (e *Engine) Stats() Stats {
 }
 
 // Close stops the engine: new changes are refused, changes in flight finish
-// and are made durable, a snapshot is written, and the log is closed.
+// and are made durable, a snapshot is written, and the log is closed. A
+// second Close, concurrent or later, waits for the first to end and returns
+// its result.
 func (e *Engine) Close() error {
 	if !e.closed.CompareAndSwap(false, true) {
-		return nil
+		<-e.closeEnd
+		return e.closeErr
 	}
+	defer close(e.closeEnd)
 	close(e.stop)
 	e.bg.Wait()
 	// Wait for changes in flight (bounded: each waits for at most an fsync).
@@ -381,7 +387,8 @@ func (e *Engine) Close() error {
 		}
 	}
 	errs = append(errs, e.log.Close())
-	return errors.Join(errs...)
+	e.closeErr = errors.Join(errs...)
+	return e.closeErr
 }
 
 // enter counts a change in flight, refusing it past the engine's bound or

@@ -52,9 +52,12 @@ type Options struct {
 	Now    func() time.Time // nil: time.Now; inject a clock for deterministic tests
 	Logger *slog.Logger     // nil: silent. protoactor's own logging goes here too.
 
-	IdempotencyWindow     time.Duration
-	RequestIDsMax         int
-	SnapshotEveryRecords  uint64
+	IdempotencyWindow    time.Duration
+	RequestIDsMax        int
+	SnapshotEveryRecords uint64
+	// ReservationTTLDefault: the TTL of a reservation that names none. 0 or
+	// negative: 15 min; else ReservationTTLMin..ReservationTTLMax, as for a
+	// TTL a reservation names (Open refuses others).
 	ReservationTTLDefault time.Duration
 	// ExpiryTick: how often the background loop expires reservations and
 	// forgets old ids. Negative: no background loop (call ExpireDue yourself).
@@ -199,6 +202,9 @@ func Open(opts Options) (*Engine, error) {
 		return nil, errors.New("engine: Options.Dir is required")
 	}
 	opts.setDefaults()
+	if d := opts.ReservationTTLDefault; d < ReservationTTLMin || d > ReservationTTLMax {
+		return nil, fmt.Errorf("engine: Options.ReservationTTLDefault %v, want %v..%v", d, ReservationTTLMin, ReservationTTLMax)
+	}
 	if err := mkdirDurable(opts.FS, opts.Dir); err != nil {
 		return nil, fmt.Errorf("engine: %w", err)
 	}

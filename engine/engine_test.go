@@ -399,6 +399,39 @@ func TestBadInput(t *testing.T) {
 	}
 }
 
+// TestOpenChecksReservationTTLDefault: the default TTL obeys the bounds of a
+// TTL a reservation names. Open used to take any value: with 1 µs every
+// reservation without a TTL expired as it was made (a confirm answered
+// reservation_expired), and one of days outlived ReservationTTLMax.
+func TestOpenChecksReservationTTLDefault(t *testing.T) {
+	for _, d := range []time.Duration{time.Microsecond, ReservationTTLMin - time.Millisecond, ReservationTTLMax + time.Millisecond} {
+		e, err := Open(Options{Dir: t.TempDir(), ExpiryTick: -1, ReservationTTLDefault: d})
+		if err == nil {
+			e.Close()
+			t.Errorf("ReservationTTLDefault %v: Open succeeded, want an error", d)
+		}
+	}
+	for _, d := range []time.Duration{0, ReservationTTLMin, ReservationTTLMax} {
+		clock := newFakeClock()
+		e := openTest(t, t.TempDir(), clock, func(o *Options) { o.ReservationTTLDefault = d })
+		ctx := context.Background()
+		mustSet(t, e, "A", 1, 0)
+		res, err := e.Reserve(ctx, ReserveRequest{RequestID: "r", Items: []Item{{"A", 1}}})
+		ttl := d
+		if ttl == 0 {
+			ttl = ReservationTTLDefault
+		}
+		want := clock.UnixMilli() + ttl.Milliseconds()
+		if err != nil || res.ExpiresAtMs != want {
+			t.Errorf("ReservationTTLDefault %v: reserve %+v %v, want expiry at %d", d, res, err, want)
+		}
+		if _, err := e.Confirm(ctx, "r"); err != nil {
+			t.Errorf("ReservationTTLDefault %v: confirm: %v", d, err)
+		}
+		e.Close()
+	}
+}
+
 // TestRecoveryAndSnapshots: state survives Close/Open, with snapshots and
 // truncation in between, and idempotency survives too.
 func TestRecoveryAndSnapshots(t *testing.T) {

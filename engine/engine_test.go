@@ -914,6 +914,49 @@ func TestFoldRejectsImpossibleRecords(t *testing.T) {
 
 }
 
+// TestFoldRejectsRecordsBeyondTheCounters: a record that would take a SKU's
+// counters below zero (more sold than available, a confirm of more than is
+// reserved, a total below what is committed) is refused with an error, as
+// Fold's doc says, and changes nothing. Fold used to apply it and panic on
+// the broken invariant, so recovery, ReadState (flashsale reconcile) and the
+// snapshotter crashed on such a log instead of reporting it.
+func TestFoldRejectsRecordsBeyondTheCounters(t *testing.T) {
+	st := NewState()
+	for i, r := range []*wal.Record{
+		{Kind: wal.KindSetTotal, RequestID: "x", Items: []wal.Item{{SKU: "a", Qty: 5}}},
+		{Kind: wal.KindReserve, RequestID: "r", ExpiresAtMs: 1, Items: []wal.Item{{SKU: "a", Qty: 1}}},
+	} {
+		if err := st.Fold(uint64(1+i), r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bad := []*wal.Record{
+		{Kind: wal.KindDeduct, RequestID: "d", Items: []wal.Item{{SKU: "a", Qty: 5}}},
+		{Kind: wal.KindReserve, RequestID: "d", ExpiresAtMs: 1, Items: []wal.Item{{SKU: "a", Qty: 5}}},
+		{Kind: wal.KindConfirm, RequestID: "r", Items: []wal.Item{{SKU: "a", Qty: 2}}},
+		{Kind: wal.KindSetTotal, RequestID: "x", Items: []wal.Item{{SKU: "a", Qty: -5}}},
+		{Kind: wal.KindSetTotal, RequestID: "x", Items: []wal.Item{{SKU: "b", Qty: -1}}},
+	}
+	for i, r := range bad {
+		func() {
+			defer func() {
+				if p := recover(); p != nil {
+					t.Errorf("record %d (%v): Fold panicked: %v", i, r.Kind, p)
+				}
+			}()
+			if err := st.Fold(3, r); err == nil {
+				t.Errorf("record %d (%v) folded", i, r.Kind)
+			}
+		}()
+	}
+	if s, _ := st.SKU("a"); s.Total != 5 || s.Available != 4 || s.Reserved != 1 || s.Sold != 0 || st.Seq != 2 {
+		t.Fatalf("state changed: %+v seq %d", s, st.Seq)
+	}
+	if _, ok := st.SKU("b"); ok {
+		t.Fatal("a refused set_total created sku b")
+	}
+}
+
 // TestReturnOfSaleForgottenBySnapshotter: the snapshotter forgets ids on its
 // own clock, so it may have forgotten a sale that the live engine still
 // remembers and lets a return name. That acknowledged return must fold,

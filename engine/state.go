@@ -76,6 +76,27 @@ func (s *sku) checkTake(user string, qty int64) error {
 	return nil
 }
 
+// fits reports whether one item (qty) of a logged change of kind leaves the
+// counters within the invariants, as apply asserts them. s is nil for a SKU
+// that a set_total creates.
+func (s *sku) fits(kind wal.Kind, qty int64) bool {
+	var available, reserved, sold int64
+	if s != nil {
+		available, reserved, sold = s.available, s.reserved, s.sold
+	}
+	switch kind {
+	case wal.KindSetTotal:
+		return available+qty >= 0
+	case wal.KindDeduct, wal.KindReserve:
+		return qty <= available
+	case wal.KindConfirm, wal.KindCancel, wal.KindExpire:
+		return qty <= reserved
+	case wal.KindReturn:
+		return qty <= sold
+	}
+	return true
+}
+
 // checkSetTotal decides whether the total may become total.
 func (s *sku) checkSetTotal(total int64) error {
 	if total < s.reserved+s.sold+s.held() {
@@ -283,15 +304,24 @@ func (st *State) SKU(id string) (SKUState, bool) {
 
 // Fold applies the record with sequence number seq. The record must be valid
 // (wal.Record.Decode checks) and must follow the previous one; a record that
-// does not fit the state (a sale of an unknown SKU) is corruption and returns
-// an error without changing anything.
+// does not fit the state (a sale of an unknown SKU, or of more than it has
+// available) is corruption and returns an error without changing anything.
 func (st *State) Fold(seq uint64, r *wal.Record) error {
 	if seq <= st.Seq {
 		return fmt.Errorf("engine: fold seq %d after %d", seq, st.Seq)
 	}
 	for _, it := range r.Items {
-		if _, ok := st.skus[it.SKU]; !ok && r.Kind != wal.KindSetTotal {
+		s, ok := st.skus[it.SKU]
+		if !ok && r.Kind != wal.KindSetTotal {
 			return fmt.Errorf("engine: record %d (%v) names unknown sku %q", seq, r.Kind, it.SKU)
+		}
+		if !s.fits(r.Kind, it.Qty) {
+			var have SKUState
+			if s != nil {
+				have = s.state()
+			}
+			return fmt.Errorf("engine: record %d (%v) of %d does not fit sku %s: available %d reserved %d sold %d",
+				seq, r.Kind, it.Qty, it.SKU, have.Available, have.Reserved, have.Sold)
 		}
 	}
 	switch r.Kind {

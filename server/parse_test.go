@@ -89,6 +89,33 @@ func TestParseOrder(t *testing.T) {
 	}
 }
 
+// TestParseDeepNesting: a body nested far deeper than any request is
+// refused as a bad request with a message of bounded size. fastjson's
+// validator recursed once per level and wrapped its error at each, so the
+// cost grew with the square of the depth: 4,096 levels took seconds and
+// gave a message of 190 KB, a default-limit body (64 KiB of '[') minutes.
+func TestParseDeepNesting(t *testing.T) {
+	var p parser
+	var b orderBody
+	for _, depth := range []int{1 << 12, BodyBytesMaxDefault} {
+		for _, body := range []string{
+			strings.Repeat("[", depth),
+			strings.Repeat(`{"a":`, depth/5),
+			`{"request_id":"r","items":[{"sku":"s","qty":1}],"x":` + strings.Repeat("[", depth/2) +
+				strings.Repeat("]", depth/2) + `}`,
+		} {
+			err := p.parseOrder([]byte(body), false, &b)
+			var br *badRequestError
+			if !errors.As(err, &br) {
+				t.Fatalf("depth %d: %v, want a bad request", depth, err)
+			}
+			if len(br.msg) > 16<<10 {
+				t.Fatalf("depth %d: a message of %d bytes", depth, len(br.msg))
+			}
+		}
+	}
+}
+
 func TestParseOthers(t *testing.T) {
 	var p parser
 	var ref refBody

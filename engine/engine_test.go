@@ -1142,3 +1142,70 @@ func TestSameIDConcurrently(t *testing.T) {
 		t.Fatalf("after 20 ids: %+v, want sold %d", st, wantSold)
 	}
 }
+
+// TestExpiryQueueHoldsOnlyOpenReservations: the expiry queue forgets a
+// reservation once a confirm or cancel settles it. It kept every one until
+// its deadline (up to 24 h), so a client reserving and cancelling one unit
+// over and over grew it without bound, past the RequestIDsMax that bounds
+// the remembered ids.
+func TestExpiryQueueHoldsOnlyOpenReservations(t *testing.T) {
+	clock := newFakeClock()
+	e := openTest(t, t.TempDir(), clock, func(o *Options) { o.RequestIDsMax = 64 })
+	defer e.Close()
+	ctx := context.Background()
+	mustSet(t, e, "A", 1000, 0)
+	mustSet(t, e, "B", 1000, 0)
+	queued := func() int {
+		e.expiries.mu.Lock()
+		defer e.expiries.mu.Unlock()
+		return e.expiries.h.Len()
+	}
+	const rounds = 300
+	for i := range rounds {
+		items := []Item{{"A", 1}}
+		if i%3 == 2 {
+			items = append(items, Item{"B", 1}) // the multi-SKU path
+		}
+		id := fmt.Sprintf("r%d", i)
+		if _, err := e.Reserve(ctx, ReserveRequest{RequestID: id, Items: items, TTL: ReservationTTLMax}); err != nil {
+			t.Fatal(err)
+		}
+		settle := e.Cancel
+		if i%2 == 1 {
+			settle = e.Confirm
+		}
+		if _, err := settle(ctx, id); err != nil {
+			t.Fatalf("settle %s: %v", id, err)
+		}
+		if _, err := e.ExpireDue(ctx); err != nil { // forgets ids past RequestIDsMax
+			t.Fatal(err)
+		}
+	}
+	if n := e.requests.len(); n > rounds/2 {
+		t.Fatalf("%d request ids remembered, want the bound to hold", n)
+	}
+	if n := queued(); n != 0 {
+		t.Fatalf("%d reservations queued for expiry after every one was settled", n)
+	}
+	// A confirm after the deadline expires the reservation: it leaves too.
+	if _, err := e.Reserve(ctx, ReserveRequest{RequestID: "late", Items: []Item{{"A", 1}}, TTL: time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Reserve(ctx, ReserveRequest{RequestID: "open", Items: []Item{{"A", 1}}, TTL: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(2 * time.Second)
+	if _, err := e.Confirm(ctx, "late"); !errors.Is(err, ErrReservationExpired) {
+		t.Fatalf("late confirm: %v", err)
+	}
+	if n := queued(); n != 1 {
+		t.Fatalf("%d reservations queued, want the one open", n)
+	}
+	clock.Advance(time.Hour)
+	if n, err := e.ExpireDue(ctx); err != nil || n != 1 {
+		t.Fatalf("expired %d (%v), want the open one", n, err)
+	}
+	if st := mustGet(t, e, "A"); st.Reserved != 0 || st.Sold != rounds/2 {
+		t.Fatalf("A: %+v", st)
+	}
+}

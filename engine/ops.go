@@ -126,10 +126,12 @@ func (e *Engine) finishTake(t *takeReq, seq uint64, err error) {
 	if t.kind == wal.KindReserve {
 		status = statusReserved
 	}
-	e.requests.finish(t.h, err == nil, seq, status)
+	// Queued before the id is finished: a confirm or cancel, which can
+	// only start once it is, then always finds it in the queue to remove.
 	if err == nil && t.kind == wal.KindReserve {
 		e.expiries.push(t.id, t.expires)
 	}
+	e.requests.finish(t.h, err == nil, seq, status)
 }
 
 // errClaimBusy tells a caller that its request id is in flight in another
@@ -320,6 +322,7 @@ func (e *Engine) settle(ctx context.Context, h handle, r *request, kind wal.Kind
 	status := map[wal.Kind]uint8{wal.KindConfirm: statusConfirmed, wal.KindCancel: statusCancelled, wal.KindExpire: statusExpired}[kind]
 	return e.logAndApply(ctx, rec, e.refsOf(r.items), false, func(seq uint64, err error) {
 		if err == nil {
+			e.expiries.remove(r.id, r.expires)
 			e.requests.releaseSettled(h, status, seq)
 		} else {
 			e.requests.release(h)
@@ -645,7 +648,9 @@ func (e *Engine) background() {
 	}
 }
 
-// expiryQueue orders open reservations by deadline.
+// expiryQueue orders open reservations by deadline. A reservation leaves
+// it when it is due (popDue) or settled (remove), so the queue holds no more
+// than the open reservations.
 type expiryQueue struct {
 	mu sync.Mutex
 	h  expiryHeap
@@ -656,30 +661,62 @@ type due struct {
 	id string
 }
 
-type expiryHeap []due
+// expiryHeap is a heap of deadlines with an index of where each id is.
+type expiryHeap struct {
+	d   []due
+	pos map[string]int
+}
 
-func (h expiryHeap) Len() int           { return len(h) }
-func (h expiryHeap) Less(i, j int) bool { return h[i].at < h[j].at }
-func (h expiryHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *expiryHeap) Push(x any)        { *h = append(*h, x.(due)) }
+func (h *expiryHeap) Len() int           { return len(h.d) }
+func (h *expiryHeap) Less(i, j int) bool { return h.d[i].at < h.d[j].at }
+func (h *expiryHeap) Swap(i, j int) {
+	h.d[i], h.d[j] = h.d[j], h.d[i]
+	h.pos[h.d[i].id], h.pos[h.d[j].id] = i, j
+}
+func (h *expiryHeap) Push(x any) {
+	d := x.(due)
+	h.pos[d.id] = len(h.d)
+	h.d = append(h.d, d)
+}
 func (h *expiryHeap) Pop() any {
-	old := *h
-	x := old[len(old)-1]
-	*h = old[:len(old)-1]
+	x := h.d[len(h.d)-1]
+	h.d[len(h.d)-1] = due{}
+	h.d = h.d[:len(h.d)-1]
+	delete(h.pos, x.id)
 	return x
 }
 
+// push queues reservation id for expiry at at. An id queued already is
+// moved to at: only its newest reservation can be open (an older one was
+// settled and forgotten before the id could be used again).
 func (q *expiryQueue) push(id string, at int64) {
 	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.h.pos == nil {
+		q.h.pos = map[string]int{}
+	}
+	if i, ok := q.h.pos[id]; ok {
+		q.h.d[i].at = at
+		heap.Fix(&q.h, i)
+		return
+	}
 	heap.Push(&q.h, due{at, id})
-	q.mu.Unlock()
+}
+
+// remove drops reservation id, due at at, once it is settled.
+func (q *expiryQueue) remove(id string, at int64) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if i, ok := q.h.pos[id]; ok && q.h.d[i].at == at {
+		heap.Remove(&q.h, i)
+	}
 }
 
 func (q *expiryQueue) popDue(now int64) []due {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	var out []due
-	for len(q.h) > 0 && q.h[0].at <= now {
+	for len(q.h.d) > 0 && q.h.d[0].at <= now {
 		out = append(out, heap.Pop(&q.h).(due))
 	}
 	return out

@@ -135,9 +135,27 @@ func uniqueKeys(o *fastjson.Value, item int) error {
 	obj, _ := o.Object()
 	var buf [16][]byte // bodies have a handful of keys: no allocation
 	keys := buf[:0]
+	// Past len(buf) keys, a set: comparing each key with every other one
+	// costs the square of their number (50 ms for the 10,000 keys that fit
+	// in 64 KiB).
+	var seen map[string]struct{}
 	var dup []byte
 	obj.Visit(func(k []byte, _ *fastjson.Value) {
 		if dup != nil {
+			return
+		}
+		if seen == nil && len(keys) == len(buf) {
+			seen = make(map[string]struct{}, obj.Len())
+			for _, s := range keys {
+				seen[string(s)] = struct{}{}
+			}
+		}
+		if seen != nil {
+			if _, ok := seen[string(k)]; ok {
+				dup = k
+				return
+			}
+			seen[string(k)] = struct{}{}
 			return
 		}
 		for _, s := range keys {

@@ -76,7 +76,8 @@
 // the durable records since the last snapshot into a shadow State and writes
 // it (temporary file, fsync, rename, directory fsync) every
 // Options.SnapshotEveryRecords records, so a restart replays at most about
-// that many records. The log is then truncated below the newest snapshot
+// that many records. It runs on a goroutine of its own, beside the expiry
+// loop: a snapshot takes seconds on a big state, and no expiry waits for it. The log is then truncated below the newest snapshot
 // that the syncer has also confirmed (MarkSynced, with
 // Options.KeepUnsynced). The shadow costs a second copy of the state in
 // memory, and CPU beside the sales: folding a record costs about a third of

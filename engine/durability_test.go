@@ -9,10 +9,12 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 )
 
 // TestPowerLossKeepsNewDataDir: a data directory that Open creates is made
@@ -292,4 +294,65 @@ func TestOpenRemovesUnfinishedSnapshots(t *testing.T) {
 	if st := mustGet(t, e, "A"); st.Total != 10 {
 		t.Fatalf("A: %+v", st)
 	}
+}
+
+// TestExpiryNotDelayedBySnapshot: a reservation is released at most about a
+// tick after it expires, even while the background snapshot is slow (a big
+// state, or the first snapshot after a restart, which loads the whole state
+// again). The snapshot used to run on the expiry loop's goroutine, so no
+// reservation was released until it was done.
+func TestExpiryNotDelayedBySnapshot(t *testing.T) {
+	var blocking atomic.Bool
+	entered := make(chan struct{}, 1)
+	release := make(chan struct{})
+	fs := errorfs.Wrap(vfs.NewMem(), errorfs.InjectorFunc(func(op errorfs.Op) error {
+		if op.Kind == errorfs.OpCreate && strings.Contains(op.Path, snapshotPrefix) && blocking.Load() {
+			select {
+			case entered <- struct{}{}:
+			default:
+			}
+			<-release // the snapshot is slow: it waits here until the test lets it go
+		}
+		return nil
+	}))
+	clock := newFakeClock()
+	e, err := Open(Options{Dir: "data", FS: fs, Now: clock.Now, ExpiryTick: 5 * time.Millisecond, SnapshotEveryRecords: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	released := false
+	defer func() { // before Close, which waits for the snapshot
+		if !released {
+			close(release)
+		}
+	}()
+	ctx := context.Background()
+	mustSet(t, e, "A", 100, 0)
+	res, err := e.Reserve(ctx, ReserveRequest{RequestID: "r1", Items: []Item{{"A", 1}}, TTL: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocking.Store(true)
+	for i := range 10 { // past SnapshotEveryRecords: the next tick starts a snapshot
+		if _, err := e.Deduct(ctx, DeductRequest{RequestID: fmt.Sprintf("d%d", i), Items: []Item{{"A", 1}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case <-entered:
+	case <-time.After(time.Minute):
+		t.Fatal("no background snapshot started")
+	}
+	clock.Advance(2 * time.Second) // r1 is due now, while the snapshot is in progress
+	deadline := time.Now().Add(10 * time.Second)
+	for mustGet(t, e, "A").Reserved != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("reservation (expires at %d) still held 10 s after it was due, with a tick of 5 ms: expiry waits for the snapshot",
+				res.ExpiresAtMs)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	released = true
+	close(release)
 }

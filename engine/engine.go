@@ -60,7 +60,9 @@ type Options struct {
 	// TTL a reservation names (Open refuses others).
 	ReservationTTLDefault time.Duration
 	// ExpiryTick: how often the background loop expires reservations and
-	// forgets old ids. Negative: no background loop (call ExpireDue yourself).
+	// forgets old ids (and the snapshot loop, on its own goroutine, checks
+	// whether a snapshot is due). Negative: neither loop runs (call ExpireDue
+	// yourself; a snapshot is written at Close).
 	ExpiryTick     time.Duration
 	InFlightMax    int64
 	SKUInFlightMax int64
@@ -237,8 +239,9 @@ func Open(opts Options) (*Engine, error) {
 		return nil, err
 	}
 	if opts.ExpiryTick > 0 {
-		e.bg.Add(1)
-		go e.background()
+		e.bg.Add(2)
+		go e.background(e.expireTick)
+		go e.background(e.snapshotTick)
 	}
 	return e, nil
 }

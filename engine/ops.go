@@ -627,7 +627,11 @@ func (e *Engine) ExpireDue(ctx context.Context) (int, error) {
 	return int(n.Load()), nil
 }
 
-func (e *Engine) background() {
+// background runs fn every ExpiryTick until Close. Open starts two: one
+// expires reservations, the other writes snapshots. They are apart because a
+// snapshot can take seconds (every remembered id is written; the first one
+// after a restart loads the whole state again), and no expiry may wait for it.
+func (e *Engine) background(fn func()) {
 	defer e.bg.Done()
 	t := time.NewTicker(e.opts.ExpiryTick)
 	defer t.Stop()
@@ -637,13 +641,20 @@ func (e *Engine) background() {
 			return
 		case <-t.C:
 		}
-		if _, err := e.ExpireDue(context.Background()); err != nil && !e.closed.Load() {
-			e.opts.Logger.Error("engine: expiring reservations", "err", err)
-		}
-		if e.log.Durable()-e.snapSeq.Load() >= e.opts.SnapshotEveryRecords {
-			if err := e.snapshot(); err != nil {
-				e.opts.Logger.Error("engine: snapshot", "err", err)
-			}
+		fn()
+	}
+}
+
+func (e *Engine) expireTick() {
+	if _, err := e.ExpireDue(context.Background()); err != nil && !e.closed.Load() {
+		e.opts.Logger.Error("engine: expiring reservations", "err", err)
+	}
+}
+
+func (e *Engine) snapshotTick() {
+	if e.log.Durable()-e.snapSeq.Load() >= e.opts.SnapshotEveryRecords {
+		if err := e.snapshot(); err != nil {
+			e.opts.Logger.Error("engine: snapshot", "err", err)
 		}
 	}
 }

@@ -43,7 +43,11 @@ type inBatch struct {
 // then the per-user limit), applies what it accepts, and hands the records to
 // the log (flush).
 func (r *skuRef) decide() {
-	defer r.e.catchBug()
+	defer r.catchBug()
+	if r.e.bug.Load() != nil {
+		r.failPending(r.e.Err()) // a SKU actor panicked: nothing more is decided
+		return
+	}
 	b := &r.in
 	if len(b.ops) > 0 {
 		b.ins, b.outs = b.ins[:0], b.outs[:0]
@@ -57,6 +61,11 @@ func (r *skuRef) decide() {
 		}
 		r.e.requests.claimBatch(b.ins, b.outs)
 		for i, op := range b.ops {
+			if c := &b.outs[i]; c.res == claimed {
+				op.req.h, op.claimed = c.h, true
+			}
+		}
+		for i, op := range b.ops {
 			switch c := &b.outs[i]; c.res {
 			case claimDone:
 				res, err := op.req.replay(c.info)
@@ -64,9 +73,9 @@ func (r *skuRef) decide() {
 			case claimBusy:
 				op.answer(Result{}, errClaimBusy)
 			default:
-				op.req.h, op.claimed = c.h, true
 				r.take(op)
 			}
+			b.ops[i] = nil // answered, or in the out batch (failPending)
 		}
 		clear(b.ops)
 		clear(b.ins)
@@ -74,6 +83,36 @@ func (r *skuRef) decide() {
 		r.publish()
 	}
 	r.flush()
+}
+
+// failPending answers with err, after a bug, every take the actor holds and
+// has not handed to the log: those it has not decided (their claimed ids are
+// released) and those decided into the out batch (applied in memory only,
+// never logged: the engine refuses all changes now). It empties both batches,
+// so that the restarted actor does not decide them again.
+func (r *skuRef) failPending(err error) {
+	b, out := &r.in, &r.out
+	for _, op := range b.ops {
+		if op != nil && (len(out.acks) == 0 || out.acks[len(out.acks)-1] != wal.Ack(op)) {
+			op.refuse(err)
+		}
+	}
+	for _, a := range out.acks {
+		a.(*takeOp).refuse(err)
+	}
+	clear(b.ops)
+	clear(b.ins)
+	clear(out.acks)
+	b.ops, b.ins = b.ops[:0], b.ins[:0]
+	out.buf, out.ends, out.acks = out.buf[:0], out.ends[:0], out.acks[:0]
+}
+
+// catchBug runs deferred in decide: see Engine.noteBug.
+func (r *skuRef) catchBug() {
+	if p := recover(); p != nil {
+		r.failPending(r.e.noteBug(p))
+		panic(p)
+	}
 }
 
 // take decides one claimed take and, if it is accepted, adds its record to
@@ -234,8 +273,13 @@ type (
 // before it decides anything after them, or by the coordinator before they
 // are applied).
 func (a *skuActor) Receive(ctx actor.Context) {
-	defer a.e.catchBug()
-	m, ok := ctx.Message().(*takeOp)
+	msg := ctx.Message()
+	defer a.catchBug(msg)
+	if a.e.bug.Load() != nil {
+		a.refuse(msg, a.e.Err()) // a SKU actor panicked: nothing more is decided
+		return
+	}
+	m, ok := msg.(*takeOp)
 	if !ok {
 		a.ref.decide()
 		a.receiveOther(ctx)
@@ -244,6 +288,45 @@ func (a *skuActor) Receive(ctx actor.Context) {
 	a.ref.in.ops = append(a.ref.in.ops, m)
 	if len(a.ref.in.ops) >= a.e.outMax {
 		a.ref.decide()
+	}
+}
+
+// catchBug runs deferred in Receive: see Engine.noteBug. A take is in the
+// actor's batch (failPending answers it); any other message msg is answered
+// here, unless the log already holds its record.
+func (a *skuActor) catchBug(msg any) {
+	if p := recover(); p != nil {
+		err := a.e.noteBug(p)
+		a.ref.failPending(err)
+		if _, take := msg.(*takeOp); !take {
+			a.refuse(msg, err)
+		}
+		panic(p)
+	}
+}
+
+// refuse answers msg with err instead of handling it, once the engine found
+// a bug: a change not yet logged is refused; a coordinator's apply (its
+// record is in the log, and recovery folds it) is acknowledged without being
+// applied; a get is answered.
+func (a *skuActor) refuse(msg any, err error) {
+	switch m := msg.(type) {
+	case *takeOp:
+		m.refuse(err)
+	case *prepareMsg:
+		m.reply <- prepareReply{index: m.index, err: err}
+	case *applyMsg:
+		m.done <- struct{}{}
+	case *setMsg:
+		if m.c != nil {
+			m.c.refuse(err)
+		}
+	case *restockMsg:
+		if m.c != nil {
+			m.c.refuse(err)
+		}
+	case *getMsg:
+		m.reply <- a.ref.s.state()
 	}
 }
 
@@ -281,6 +364,7 @@ func (a *skuActor) receiveOther(ctx actor.Context) {
 		if !a.append(m.c) {
 			return
 		}
+		m.c = nil // the log answers it now
 		s.apply(wal.KindSetTotal, "", delta, limit)
 		a.ref.publish()
 	case *restockMsg:
@@ -293,6 +377,7 @@ func (a *skuActor) receiveOther(ctx actor.Context) {
 		if !a.append(m.c) {
 			return
 		}
+		m.c = nil // the log answers it now
 		s.apply(wal.KindRestock, "", m.qty, 0)
 		a.ref.publish()
 	case *getMsg:

@@ -36,7 +36,8 @@
 //   - For every SKU at every moment: available >= 0 and
 //     total == available + reserved + sold. sku.apply asserts it after every
 //     change; a violation is a bug and the engine then refuses all changes
-//     (Err says why).
+//     (Err says why): callers waiting for a change not yet in the log get
+//     ErrUnavailable, a change already in the log is answered when durable.
 //   - A method that changes state returns success only after the change's
 //     record is fsynced. A crash at any instant loses no acknowledged change;
 //     an unacknowledged change may be lost ("rather undersell than oversell").

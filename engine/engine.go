@@ -291,7 +291,7 @@ func (e *Engine) MarkSynced(seq uint64) {
 }
 
 // Err returns nil while the engine can apply changes, else why not (the log
-// failed, or the engine is closed).
+// failed, a SKU actor found a broken invariant, or the engine is closed).
 func (e *Engine) Err() error {
 	if bug := e.bug.Load(); bug != nil {
 		return fmt.Errorf("%w: %s", ErrUnavailable, *bug)
@@ -418,16 +418,19 @@ func (e *Engine) enter() error {
 
 func (e *Engine) leave() { e.inflight.Add(-1) }
 
-// catchBug runs deferred in every actor message: a panic there is a broken
+// noteBug records p, the panic of a SKU actor, and returns the error that
+// callers get from now on. skuActor.catchBug and skuRef.catchBug call it,
+// deferred in every actor message and decision: a panic there is a broken
 // invariant (a bug). The engine then refuses all further changes (Err says
-// why), and the panic goes on to protoactor's supervisor, which logs it.
-func (e *Engine) catchBug() {
-	if r := recover(); r != nil {
-		msg := fmt.Sprint(r)
-		e.bug.CompareAndSwap(nil, &msg)
-		e.opts.Logger.Error("engine: bug: refusing all further changes", "panic", msg)
-		panic(r)
-	}
+// why): every caller waiting on the actor for a change it has not handed to
+// the log is answered with ErrUnavailable, and from then on every SKU actor
+// answers what it is sent without deciding it (skuActor.refuse). The panic
+// goes on to protoactor's supervisor, which logs it and restarts the actor.
+func (e *Engine) noteBug(p any) error {
+	msg := fmt.Sprint(p)
+	e.bug.CompareAndSwap(nil, &msg)
+	e.opts.Logger.Error("engine: bug: refusing all further changes", "panic", msg)
+	return e.Err()
 }
 
 // validateItems checks items' syntax and ranges and that each SKU exists,

@@ -33,8 +33,8 @@ var (
 	// ErrOverloaded: the request was refused before it reached a SKU; nothing
 	// was applied.
 	ErrOverloaded = &Error{"overloaded", 503}
-	// ErrUnavailable: the engine is closed, or its log failed (see Engine.Err);
-	// nothing more is applied or acknowledged.
+	// ErrUnavailable: the engine is closed, its log failed, or it found a bug
+	// (see Engine.Err); nothing more is applied or acknowledged.
 	ErrUnavailable = &Error{"unavailable", 503}
 )
 

@@ -65,6 +65,9 @@
 // shorter than 24 h: size RequestIDsMax for the peak (see docs/benchmarks.md
 // for the bytes per id). Open reservations are never forgotten. A return
 // needs its sale to be remembered: after the window it is ErrUnknownRequest.
+// The window counts from when the deduct or reservation was decided, also
+// for a reservation confirmed later: a sale confirmed near the end of a long
+// TTL is remembered for what is left of the window.
 // The table holds no Go pointer per id (fixed-size entries in slab pages,
 // the ids' bytes in an arena, an open-addressing index keyed by a hash of
 // the id), so millions of remembered ids cost the garbage collector nothing;
@@ -89,9 +92,11 @@
 //
 // # Limits and overload
 //
-// Changes in flight are bounded overall (Options.InFlightMax) and per SKU
+// Changes in flight are bounded overall (Options.InFlightMax) and, for
+// single-SKU deducts and reservations (what a sale's crowd sends), per SKU
 // (Options.SKUInFlightMax); past a bound a change is refused with
-// ErrOverloaded before it reaches a SKU. The log's queue is bounded too
+// ErrOverloaded before it reaches a SKU. (The HTTP server bounds every change
+// naming a SKU per stripe of SKUs: docs/http.md.) The log's queue is bounded too
 // (wal.Options.QueueRecordsMax): when full, the actors wait for the fsync in
 // progress (backpressure), never longer.
 package engine

@@ -165,9 +165,11 @@ type Result struct {
 
 // Engine sells stock. All methods are safe for concurrent use. Every method
 // that changes state returns only after the change is durable (fsynced), or
-// with an error, in which case nothing was applied, except ctx errors: a
-// change whose ctx ended while it waited for its fsync may still be applied,
-// and a retry with the same id then answers with Replayed.
+// with an error, in which case nothing was applied, with two exceptions: a
+// change whose ctx ended while it waited for its fsync, and a change refused
+// with ErrUnavailable because the log failed while committing it (a failed
+// fsync may still have put it on disk), may be applied. A retry with the same
+// id then answers with Replayed (after a restart, for a failed log).
 type Engine struct {
 	opts Options
 	log  *wal.Log

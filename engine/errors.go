@@ -34,7 +34,8 @@ var (
 	// was applied.
 	ErrOverloaded = &Error{"overloaded", 503}
 	// ErrUnavailable: the engine is closed, its log failed, or it found a bug
-	// (see Engine.Err); nothing more is applied or acknowledged.
+	// (see Engine.Err); nothing more is applied or acknowledged. A change
+	// whose own commit failed may still be on disk (see Engine).
 	ErrUnavailable = &Error{"unavailable", 503}
 )
 

@@ -356,3 +356,53 @@ func TestExpiryNotDelayedBySnapshot(t *testing.T) {
 	released = true
 	close(release)
 }
+
+// TestSnapshotFailuresAreCounted: a background snapshot that fails (here its
+// file cannot be created, as on a full disk) is counted in Stats, sales go
+// on, and once the disk is back the next tick writes the snapshot.
+func TestSnapshotFailuresAreCounted(t *testing.T) {
+	var failing atomic.Bool
+	fs := errorfs.Wrap(vfs.NewMem(), errorfs.InjectorFunc(func(op errorfs.Op) error {
+		if op.Kind == errorfs.OpCreate && strings.Contains(op.Path, snapshotPrefix) && failing.Load() {
+			return errorfs.ErrInjected
+		}
+		return nil
+	}))
+	e, err := Open(Options{Dir: "data", FS: fs, ExpiryTick: 5 * time.Millisecond, SnapshotEveryRecords: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	failing.Store(true)
+	mustSet(t, e, "A", 100, 0)
+	for i := range 10 {
+		if _, err := e.Deduct(context.Background(), DeductRequest{RequestID: fmt.Sprintf("d%d", i), Items: []Item{{"A", 1}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor := func(what string, ok func(Stats) bool) Stats {
+		t.Helper()
+		deadline := time.Now().Add(time.Minute)
+		for {
+			if st := e.Stats(); ok(st) {
+				return st
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not within a minute: %+v", what, e.Stats())
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	st := waitFor("a failed snapshot counted", func(st Stats) bool { return st.SnapshotFailures > 0 })
+	if st.SnapshotSeq != 0 {
+		t.Fatalf("snapshot seq %d while every snapshot fails", st.SnapshotSeq)
+	}
+	if err := e.Err(); err != nil {
+		t.Fatalf("a failed snapshot made the engine unavailable: %v", err)
+	}
+	if _, err := e.Deduct(context.Background(), DeductRequest{RequestID: "after", Items: []Item{{"A", 1}}}); err != nil {
+		t.Fatalf("deduct while snapshots fail: %v", err)
+	}
+	failing.Store(false)
+	waitFor("a snapshot once the disk is back", func(st Stats) bool { return st.SnapshotSeq > 0 })
+}

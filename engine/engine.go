@@ -191,8 +191,9 @@ type Engine struct {
 	bug      atomic.Pointer[string] // the first invariant violation seen in an actor
 	synced   atomic.Uint64
 	snapSeq  atomic.Uint64
-	snapMu   sync.Mutex // one snapshot at a time
-	shadow   *State     // the state as of the last snapshot (guarded by snapMu)
+	snapFail atomic.Uint64 // background snapshots that failed
+	snapMu   sync.Mutex    // one snapshot at a time
+	shadow   *State        // the state as of the last snapshot (guarded by snapMu)
 
 	stop chan struct{}
 	bg   sync.WaitGroup
@@ -363,14 +364,18 @@ type Stats struct {
 	SKUs        int
 	RequestIDs  int
 	SnapshotSeq uint64
-	SyncedSeq   uint64
-	Log         wal.Stats
+	// SnapshotFailures counts the background snapshots that failed since
+	// Open (each is logged; the next tick tries again). While they fail, the
+	// log is not truncated and a restart replays more of it.
+	SnapshotFailures uint64
+	SyncedSeq        uint64
+	Log              wal.Stats
 }
 
 // Stats returns the engine's counters.
 func (e *Engine) Stats() Stats {
 	return Stats{InFlight: e.inflight.Load(), SKUs: e.skus.len(), RequestIDs: e.requests.len(),
-		SnapshotSeq: e.snapSeq.Load(), SyncedSeq: e.synced.Load(), Log: e.log.Stats()}
+		SnapshotSeq: e.snapSeq.Load(), SnapshotFailures: e.snapFail.Load(), SyncedSeq: e.synced.Load(), Log: e.log.Stats()}
 }
 
 // Close stops the engine: new changes are refused, changes in flight finish

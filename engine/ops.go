@@ -654,6 +654,7 @@ func (e *Engine) expireTick() {
 func (e *Engine) snapshotTick() {
 	if e.log.Durable()-e.snapSeq.Load() >= e.opts.SnapshotEveryRecords {
 		if err := e.snapshot(); err != nil {
+			e.snapFail.Add(1)
 			e.opts.Logger.Error("engine: snapshot", "err", err)
 		}
 	}

@@ -193,6 +193,8 @@ func (s *Server) attach(eng backend) {
 	s.m.set.NewGauge("flashsale_wal_queued_records", func() float64 { return float64(s.eng.Stats().Log.Queued) })
 	s.m.set.NewGauge("flashsale_wal_durable_seq", func() float64 { return float64(s.eng.Stats().Log.Durable) })
 	s.m.set.NewGauge("flashsale_engine_synced_seq", func() float64 { return float64(s.eng.Stats().SyncedSeq) })
+	s.m.set.NewGauge("flashsale_engine_snapshot_seq", func() float64 { return float64(s.eng.Stats().SnapshotSeq) })
+	s.m.set.NewGauge("flashsale_engine_snapshot_failures", func() float64 { return float64(s.eng.Stats().SnapshotFailures) })
 	s.attached.Store(true)
 }
 

@@ -841,7 +841,10 @@ func TestRecovering(t *testing.T) {
 	}
 	want(t, doRequest(t, client, "PUT", "/v1/skus/A", testToken, `{"total":1}`), 200, "")
 	want(t, doRequest(t, client, "POST", "/v1/deduct", "", `{"request_id":"r","items":[{"sku":"A","qty":1}]}`), 200, "")
-	if a := doRequest(t, client, "GET", "/metrics", "", ""); a.status != 200 || !strings.Contains(a.raw, "flashsale_engine_skus") {
-		t.Fatalf("metrics after Attach: %d", a.status)
+	m := doRequest(t, client, "GET", "/metrics", "", "")
+	for _, name := range []string{"flashsale_engine_skus 1", "flashsale_engine_snapshot_seq ", "flashsale_engine_snapshot_failures 0"} {
+		if m.status != 200 || !strings.Contains(m.raw, name) {
+			t.Fatalf("metrics after Attach: %d, no %q in\n%s", m.status, name, m.raw)
+		}
 	}
 }

@@ -1209,3 +1209,22 @@ func TestExpiryQueueHoldsOnlyOpenReservations(t *testing.T) {
 		t.Fatalf("A: %+v", st)
 	}
 }
+
+// TestCheckTakeWantsUserUnderLimit: the SKU's own check refuses a take
+// without a user once the SKU has a per-user limit. Take checks the user_id
+// requirement before the SKU's actor, so a limit set between that check and
+// the actor's decision would otherwise let the take through uncounted.
+func TestCheckTakeWantsUserUnderLimit(t *testing.T) {
+	s := newSKU("A")
+	s.apply(wal.KindSetTotal, "", 10, 2)
+	if err := s.checkTake("", 1); !errors.Is(err, ErrBadRequest) {
+		t.Fatalf("take without a user under a limit of 2: %v, want bad request", err)
+	}
+	if err := s.checkTake("alice", 1); err != nil {
+		t.Fatalf("alice's take: %v", err)
+	}
+	s.apply(wal.KindSetTotal, "", 0, 0) // limit off
+	if err := s.checkTake("", 1); err != nil {
+		t.Fatalf("take without a user, no limit: %v", err)
+	}
+}

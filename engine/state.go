@@ -62,10 +62,14 @@ func (s *sku) heldBy(user string) (qty int64) {
 }
 
 // checkTake decides whether user may take qty (deduct or reserve) now.
-// Stock is checked before the per-user limit.
+// Stock is checked before the per-user limit. A take without a user of a
+// SKU with a limit is refused first: the caller checks that too, but a
+// limit set since then would not count it.
 func (s *sku) checkTake(user string, qty int64) error {
 	free := s.available - s.held()
 	switch {
+	case s.limit > 0 && user == "":
+		return badRequest("user_id: required, sku %s has a per-user limit", s.id)
 	case free <= 0:
 		return &ItemError{Err: ErrSoldOut, SKU: s.id, Available: max(free, 0)}
 	case free < qty:

@@ -481,9 +481,9 @@ func (l *Log) commitLoop() {
 			done.err = l.err
 		} else {
 			l.durable.Store(g.last)
-			close(l.notify)
-			l.notify = make(chan struct{})
 		}
+		close(l.notify) // WaitDurable: durable moved, or the log failed
+		l.notify = make(chan struct{})
 		var rest ackWork
 		if l.err != nil && len(l.queue) > 0 {
 			rest = ackWork{groups: l.queue, err: l.err}
@@ -661,6 +661,9 @@ func (l *Log) Truncate(below uint64) error {
 		l.mu.Lock()
 		if l.err == nil {
 			l.err = fmt.Errorf("%w: truncate: %w", ErrFailed, err)
+			l.room.Broadcast() // appenders waiting for room get the error
+			close(l.notify)    // and WaitDurable's callers
+			l.notify = make(chan struct{})
 		}
 		l.mu.Unlock()
 		return fmt.Errorf("wal: truncate: %w", err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -899,5 +900,82 @@ func TestAppendBatch(t *testing.T) {
 	}
 	if l.Stats().Next != next {
 		t.Fatalf("a refused batch appended: next %d, was %d", l.Stats().Next, next)
+	}
+}
+
+// waitParked polls the goroutine stacks until one is blocked in a select
+// inside fn (a function name such as "(*Log).WaitDurable").
+func waitParked(t *testing.T, fn string) {
+	t.Helper()
+	buf := make([]byte, 1<<20)
+	deadline := time.Now().Add(time.Minute)
+	for {
+		n := runtime.Stack(buf, true)
+		for _, g := range strings.Split(string(buf[:n]), "\n\n") {
+			if strings.Contains(g, "[select") && strings.Contains(g, fn+"(") {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no goroutine blocked in %s", fn)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestWaitDurableWakesOnCommitFailure: a WaitDurable already waiting when a
+// commit fails (an append's or a truncation's) returns ErrFailed, as the
+// package doc promises ("until Durable() > after, the log fails or closes"),
+// rather than waiting for a durable seq that can never come.
+func TestWaitDurableWakesOnCommitFailure(t *testing.T) {
+	for _, how := range []string{"append", "truncate"} {
+		t.Run(how, func(t *testing.T) {
+			toggle := &errorfs.Toggle{Injector: errorfs.InjectorFunc(func(op errorfs.Op) error {
+				if syncOp(op) {
+					return errorfs.ErrInjected
+				}
+				return nil
+			})}
+			l := openLog(t, errorfs.Wrap(vfs.NewMem(), toggle), Options{})
+			var last uint64
+			for i := 0; i < 10; i++ {
+				last = appendWait(t, l, testRecord(fmt.Sprintf("ok%d", i)))
+			}
+			waited := make(chan error, 1)
+			go func() {
+				_, err := l.WaitDurable(context.Background(), last)
+				waited <- err
+			}()
+			waitParked(t, "(*Log).WaitDurable")
+			toggle.On()
+			switch how {
+			case "append":
+				a := newChanAck()
+				if _, err := l.Append(testRecord("failing"), a); err != nil {
+					t.Fatal(err)
+				}
+				if res := <-a; !errors.Is(res.err, ErrFailed) {
+					t.Fatalf("ack of the failing append = %+v, want ErrFailed", res)
+				}
+			case "truncate":
+				if err := l.Truncate(5); err == nil {
+					t.Fatal("Truncate with failing fsync succeeded")
+				}
+			}
+			if !errors.Is(l.Err(), ErrFailed) {
+				t.Fatalf("Err() = %v, want ErrFailed", l.Err())
+			}
+			select {
+			case err := <-waited:
+				if !errors.Is(err, ErrFailed) {
+					t.Fatalf("WaitDurable: %v, want ErrFailed", err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("WaitDurable still waiting 10s after the log failed")
+			}
+			if err := l.Close(); !errors.Is(err, ErrFailed) {
+				t.Fatalf("Close: %v, want ErrFailed", err)
+			}
+		})
 	}
 }

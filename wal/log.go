@@ -34,7 +34,7 @@ const (
 // 2^53 so that any JSON parser keeps them exactly.
 const SeqMax = 1<<53 - 1
 
-// ErrClosed is returned by Append after Close.
+// ErrClosed is returned by Append, WaitDurable, Read and Truncate after Close.
 var ErrClosed = errors.New("wal: log closed")
 
 // ErrFailed wraps the first commit (fsync) error. Once a commit fails the log
@@ -102,7 +102,7 @@ type group struct {
 const groupRetainMax = 2 << 20
 
 // Log is the sequential, durable record log. Append, Durable, Read,
-// WaitDurable and Err are safe for concurrent use.
+// WaitDurable and Err are safe for concurrent use, also with Close.
 type Log struct {
 	db   *pebble.DB
 	opts Options
@@ -117,6 +117,10 @@ type Log struct {
 	err     error     // sticky
 	closing bool
 	notify  chan struct{} // closed and replaced whenever durable advances
+	// dbClosed is set by Close before it closes Pebble; from then on Read
+	// and Truncate return ErrClosed. users counts those still using db.
+	dbClosed bool
+	users    sync.WaitGroup
 
 	durable atomic.Uint64
 	first   atomic.Uint64 // lowest seq not truncated
@@ -582,8 +586,13 @@ func (l *Log) WaitDurable(ctx context.Context, after uint64) (uint64, error) {
 // Read stops at fn's first error and returns it. Read checks each chunk it
 // visits whole before handing out any of its records, and that each chunk
 // starts where the one before it ended; a corrupt chunk, or a hole or overlap
-// between chunks, is an error wrapping ErrCorrupt.
+// between chunks, is an error wrapping ErrCorrupt. Close waits for a Read in
+// progress (fn must not call Close); after Close, Read returns ErrClosed.
 func (l *Log) Read(from, to uint64, fn func(seq uint64, rec []byte) error) error {
+	if err := l.use(); err != nil {
+		return err
+	}
+	defer l.users.Done()
 	to = min(to, l.durable.Load())
 	from = max(from, l.first.Load())
 	if from > to {
@@ -644,6 +653,10 @@ func (l *Log) Truncate(below uint64) error {
 	if below > l.durable.Load()+1 {
 		return fmt.Errorf("wal: truncate below %d beyond durable %d", below, l.durable.Load())
 	}
+	if err := l.use(); err != nil {
+		return err
+	}
+	defer l.users.Done()
 	end, err := l.chunkStart(below)
 	if err != nil {
 		return fmt.Errorf("wal: truncate: %w", err)
@@ -673,6 +686,19 @@ func (l *Log) Truncate(below uint64) error {
 	return nil
 }
 
+// use registers a Read or Truncate that is about to use Pebble, which Close
+// then waits for; once Close has begun to close Pebble it returns ErrClosed.
+// The caller calls l.users.Done when it no longer uses db.
+func (l *Log) use() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.dbClosed {
+		return ErrClosed
+	}
+	l.users.Add(1)
+	return nil
+}
+
 // chunkStart returns the key (first seq) of the chunk that holds seq, or seq
 // itself when no chunk holds it (seq is above every record).
 func (l *Log) chunkStart(seq uint64) (start uint64, err error) {
@@ -699,7 +725,8 @@ func (l *Log) chunkStart(seq uint64) (start uint64, err error) {
 }
 
 // Close stops accepting records, waits until every queued record is durable
-// (or failed), and closes Pebble. Records appended before Close are acked.
+// (or failed) and every Read and Truncate in progress has returned, and
+// closes Pebble. Records appended before Close are acked.
 func (l *Log) Close() error {
 	l.mu.Lock()
 	if l.closing {
@@ -714,6 +741,10 @@ func (l *Log) Close() error {
 	l.notify = make(chan struct{})
 	l.mu.Unlock()
 	<-l.done
+	l.mu.Lock()
+	l.dbClosed = true
+	l.mu.Unlock()
+	l.users.Wait()
 	if l.Err() != nil {
 		// Pebble's commit pipeline is broken; Close would report the same
 		// error again (or panic through Fatalf). Leave the files as they are.

@@ -979,3 +979,69 @@ func TestWaitDurableWakesOnCommitFailure(t *testing.T) {
 		})
 	}
 }
+
+// TestCloseWaitsForReads: Close waits for a Read in progress instead of
+// closing Pebble under its iterator (which made Close fail with "leaked
+// iterators"), and a Read or Truncate after Close returns ErrClosed instead of
+// panicking inside Pebble ("pebble: closed"), as a syncer still tailing the
+// log would.
+func TestCloseWaitsForReads(t *testing.T) {
+	l := openLog(t, vfs.NewMem(), Options{})
+	for i := 0; i < 5; i++ {
+		appendWait(t, l, testRecord(fmt.Sprintf("r%d", i)))
+	}
+	in, release := make(chan struct{}), make(chan struct{})
+	read := make(chan error, 1)
+	var seqs []uint64
+	go func() {
+		read <- l.Read(1, 5, func(seq uint64, rec []byte) error {
+			if seq == 2 {
+				close(in)
+				<-release
+			}
+			if got, want := requestID(t, rec), fmt.Sprintf("r%d", seq-1); got != want {
+				return fmt.Errorf("seq %d holds %s, want %s", seq, got, want)
+			}
+			seqs = append(seqs, seq)
+			return nil
+		})
+	}()
+	<-in
+	closed := make(chan error, 1)
+	go func() { closed <- l.Close() }()
+	// Close must now wait for the Read: poll until it is blocked (or, wrongly,
+	// has returned).
+	buf := make([]byte, 1<<20)
+	deadline := time.Now().Add(time.Minute)
+	for parked := false; !parked; {
+		select {
+		case err := <-closed:
+			close(release)
+			t.Fatalf("Close returned (%v) while a Read was in progress", err)
+		default:
+		}
+		n := runtime.Stack(buf, true)
+		for _, g := range strings.Split(string(buf[:n]), "\n\n") {
+			if strings.Contains(g, "(*Log).Close(") && strings.Contains(g, "sync.(*WaitGroup).Wait(") {
+				parked = true
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("Close neither returned nor waited for the Read")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(release)
+	if err := <-read; err != nil || len(seqs) != 5 {
+		t.Fatalf("Read across Close = %v, seqs %v; want nil, 1..5", err, seqs)
+	}
+	if err := <-closed; err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := l.Read(1, 5, func(uint64, []byte) error { return nil }); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Read after Close: %v, want ErrClosed", err)
+	}
+	if err := l.Truncate(3); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Truncate after Close: %v, want ErrClosed", err)
+	}
+}

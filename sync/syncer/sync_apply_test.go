@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/flashsale/flashsale/engine"
 	"github.com/flashsale/flashsale/wal"
 )
 
@@ -181,5 +183,49 @@ func TestSyncerRefusesForeignTables(t *testing.T) {
 				t.Fatalf("status %+v", st)
 			}
 		})
+	}
+}
+
+// closedAfterWait is a log that closes between the syncer's WaitDurable and
+// its Read: every Read answers wal.ErrClosed, as the real log does after
+// Close.
+type closedAfterWait struct {
+	Source
+	reads atomic.Int64
+}
+
+func (c *closedAfterWait) Read(from, to uint64, fn func(uint64, []byte) error) error {
+	c.reads.Add(1)
+	return wal.ErrClosed
+}
+
+// TestSyncerStopsQuietlyWhenTheLogCloses: a log closed under the syncer is
+// the end of the input, not a failure to retry: no error is counted and the
+// syncer reads no more.
+func TestSyncerStopsQuietlyWhenTheLogCloses(t *testing.T) {
+	db := openTestDB(t, testDatabase(t))
+	eng := openEngine(t, t.TempDir())
+	defer eng.Close()
+	ctx := context.Background()
+	if _, _, err := eng.SetSKU(ctx, engine.SetSKURequest{SKU: "A", Total: 10}); err != nil {
+		t.Fatal(err)
+	}
+	src := &closedAfterWait{Source: eng.Log()}
+	s := Start(Config{DB: db, Log: src})
+	defer s.Close()
+	deadline := time.Now().Add(30 * time.Second)
+	for src.reads.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the syncer never read the log: %+v", s.Status())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	// A retry would come after RetryBackoffMin; give it ten, twice.
+	time.Sleep(10 * RetryBackoffMin)
+	reads := src.reads.Load()
+	time.Sleep(10 * RetryBackoffMin)
+	now := src.reads.Load()
+	if st := s.Status(); st.Errors != 0 || now != reads { // (Status reads the log itself: after the count)
+		t.Fatalf("after the log closed: reads went from %d to %d, status %+v; want no more reads, no error", reads, now, st)
 	}
 }

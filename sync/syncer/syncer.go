@@ -333,6 +333,10 @@ func (s *Syncer) step(ctx context.Context) error {
 		return err
 	}
 	entries, err := readBatch(s.cfg.Log, cp+1, min(durable, cp+limit), BatchBytesMax)
+	if errors.Is(err, wal.ErrClosed) {
+		<-ctx.Done() // the log closed since WaitDurable: as above
+		return nil
+	}
 	if err != nil {
 		return err
 	}

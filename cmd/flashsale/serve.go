@@ -165,7 +165,28 @@ func checkServeFlags(f serveFlags) error {
 	if !syncer.ValidName(f.sync.Name) {
 		return fmt.Errorf("serve: --sync-name %q: want 1..64 of A-Z a-z 0-9 . _ : -", f.sync.Name)
 	}
+	if !headerSafe(f.adminToken) {
+		// The token itself is not repeated: it may be most of a secret.
+		return errors.New("serve: --admin-token (or FLASHSALE_ADMIN_TOKEN) starts or ends with white space or holds " +
+			"a control character: no Authorization header can carry it, so every admin call would answer 401")
+	}
 	return nil
+}
+
+// headerSafe reports whether s can arrive intact as the end of an HTTP
+// header value: HTTP trims white space around a value (a token read from
+// a file often ends with a newline) and a value cannot hold control
+// characters other than tab.
+func headerSafe(s string) bool {
+	if s != "" && (strings.IndexByte(" \t", s[0]) >= 0 || strings.IndexByte(" \t", s[len(s)-1]) >= 0) {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < 0x20 && c != '\t') || c == 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 // firstDuplicate returns the first string of list that an earlier one

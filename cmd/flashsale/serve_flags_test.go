@@ -97,3 +97,38 @@ func manySKUs(n int) string {
 	}
 	return strings.Join(ids, ",")
 }
+
+// TestServeFlagsAdminToken: a token that no Authorization header can carry
+// (white space around it, as a token read from a file with its newline, or
+// a control character) is a usage error naming the flag, from the command
+// line or the environment, instead of a server whose every admin call
+// answers 401; the message does not repeat the token. Tokens a header can
+// carry are accepted.
+func TestServeFlagsAdminToken(t *testing.T) {
+	for _, tok := range []string{"s3cret", "s3 cret", "s3\tcret", "s3crét", ""} {
+		if f, _, err := parseServeFlags([]string{"--admin-token", tok}, io.Discard); err != nil || f.adminToken != tok {
+			t.Errorf("--admin-token %q: %q, %v", tok, f.adminToken, err)
+		}
+	}
+	bad := []string{"s3cret\n", "s3cret\r\n", " s3cret", "s3cret ", "\ts3cret", "s3\x00cret", "s3\ncret", "s3cret\x7f"}
+	check := func(tok string, err error) {
+		t.Helper()
+		var ue *exitError
+		if err == nil || !errors.As(err, &ue) || ue.code != 2 || !strings.Contains(err.Error(), "--admin-token") ||
+			strings.Contains(err.Error(), "s3") {
+			t.Errorf("token %q: %v, want a usage error naming the flag, not the token", tok, err)
+		}
+	}
+	for _, tok := range bad {
+		_, _, err := parseServeFlags([]string{"--admin-token", tok}, io.Discard)
+		check(tok, err)
+	}
+	for _, tok := range bad {
+		if strings.Contains(tok, "\x00") {
+			continue // an environment variable cannot hold NUL
+		}
+		t.Setenv("FLASHSALE_ADMIN_TOKEN", tok)
+		_, _, err := parseServeFlags(nil, io.Discard)
+		check(tok, err)
+	}
+}

@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/go-sql-driver/mysql"
+
 	"github.com/flashsale/flashsale/engine"
 	"github.com/flashsale/flashsale/server"
 	"github.com/flashsale/flashsale/sync/syncer"
@@ -165,10 +167,47 @@ func checkServeFlags(f serveFlags) error {
 	if !syncer.ValidName(f.sync.Name) {
 		return fmt.Errorf("serve: --sync-name %q: want 1..64 of A-Z a-z 0-9 . _ : -", f.sync.Name)
 	}
+	for _, c := range []struct{ name, addr string }{{"listen", f.listen}, {"admin-listen", f.adminListen}} {
+		if c.name == "admin-listen" && c.addr == "" {
+			continue // no operator listener
+		}
+		if err := checkListenAddr(c.addr); err != nil {
+			return fmt.Errorf("serve: --%s %q: %w", c.name, c.addr, err)
+		}
+	}
+	if f.data == "" {
+		return errors.New("serve: --data is empty, want the data directory")
+	}
+	if f.mysqlDSN != "" {
+		// The DSN is not repeated: it may hold a password.
+		cfg, err := mysql.ParseDSN(f.mysqlDSN)
+		if err != nil {
+			return fmt.Errorf("serve: --mysql-dsn: %w", err)
+		}
+		if cfg.DBName == "" {
+			return errors.New("serve: --mysql-dsn names no database (want user:pw@tcp(host:3306)/DATABASE)")
+		}
+	}
 	if !headerSafe(f.adminToken) {
 		// The token itself is not repeated: it may be most of a secret.
 		return errors.New("serve: --admin-token (or FLASHSALE_ADMIN_TOKEN) starts or ends with white space or holds " +
 			"a control character: no Authorization header can carry it, so every admin call would answer 401")
+	}
+	return nil
+}
+
+// checkListenAddr refuses an address net.Listen would refuse, and an empty
+// one, which it would take for a random port on every interface.
+func checkListenAddr(addr string) error {
+	if addr == "" {
+		return errors.New("empty, want host:port")
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	if _, err := net.LookupPort("tcp", port); err != nil {
+		return err
 	}
 	return nil
 }

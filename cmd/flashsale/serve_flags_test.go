@@ -132,3 +132,39 @@ func TestServeFlagsAdminToken(t *testing.T) {
 		check(tok, err)
 	}
 }
+
+// TestServeFlagsAddresses: a listen address net.Listen would refuse, an
+// empty --listen (which net.Listen takes for a random port on every
+// interface), an empty --data and a --mysql-dsn that does not parse or
+// names no database are usage errors (exit code 2) naming the flag, found
+// before anything is bound or recovered, from the command line or the
+// environment.
+func TestServeFlagsAddresses(t *testing.T) {
+	bad := [][]string{
+		{"--listen", ""}, {"--listen", "8080"}, {"--listen", "127.0.0.1:99999"}, {"--listen", "127.0.0.1:no-such-port"},
+		{"--admin-listen", "localhost"}, {"--admin-listen", ":-1"},
+		{"--data", ""},
+		{"--mysql-dsn", "root@127.0.0.1:3306"}, {"--mysql-dsn", "root@tcp(127.0.0.1:3306)/"},
+	}
+	for _, args := range bad {
+		_, _, err := parseServeFlags(args, io.Discard)
+		var ue *exitError
+		if err == nil || !errors.As(err, &ue) || ue.code != 2 || !strings.Contains(err.Error(), args[0]) {
+			t.Errorf("%q: %v, want a usage error naming the flag", args, err)
+		}
+	}
+	t.Run("env", func(t *testing.T) {
+		t.Setenv("FLASHSALE_LISTEN", "")
+		if _, _, err := parseServeFlags(nil, io.Discard); err == nil {
+			t.Error("FLASHSALE_LISTEN= accepted")
+		}
+	})
+	f, _, err := parseServeFlags([]string{"--listen", ":0", "--admin-listen", "", "--data", "d",
+		"--mysql-dsn", "root@tcp(127.0.0.1:3306)/test?parseTime=true"}, io.Discard)
+	if err != nil || f.listen != ":0" || f.adminListen != "" || f.mysqlDSN == "" {
+		t.Fatalf("valid values: %+v, %v", f, err)
+	}
+	if _, _, err := parseServeFlags([]string{"--listen", "localhost:http", "--admin-listen", "[::1]:0"}, io.Discard); err != nil {
+		t.Fatalf("a service name and an IPv6 address: %v", err)
+	}
+}

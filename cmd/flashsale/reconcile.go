@@ -55,6 +55,9 @@ func reconcileRun(args []string, stdout io.Writer) error {
 		}
 		return &exitError{exitTrouble, err}
 	}
+	if fs.NArg() > 0 {
+		return &exitError{exitTrouble, fmt.Errorf("reconcile: unexpected arguments %q", fs.Args())}
+	}
 	if !syncer.ValidName(*name) {
 		return &exitError{exitTrouble, fmt.Errorf("reconcile: --sync-name %q: want 1..64 of A-Z a-z 0-9 . _ : -", *name)}
 	}

@@ -97,3 +97,49 @@ func TestReconcileCommand(t *testing.T) {
 		t.Fatalf("no args: %v", err)
 	}
 }
+
+// migratedDB returns the DSN of a fresh database with the syncer's tables
+// and nothing synced (checkpoint 0), and a data directory with an empty log
+// whose reconcile against it is clean.
+func migratedDB(t *testing.T) (dsn, dir string) {
+	t.Helper()
+	dsn, dir = reconcileTestDB(t), t.TempDir()
+	db, err := syncer.OpenDB(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := syncer.Migrate(context.Background(), db); err != nil {
+		t.Fatal(err)
+	}
+	eng, err := engine.Open(engine.Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := eng.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	if err := reconcileRun([]string{"--data", dir, "--mysql-dsn", dsn}, &out); err != nil || !strings.Contains(out.String(), "clean") {
+		t.Fatalf("reconcile of an empty log: %v\n%s", err, out.String())
+	}
+	return dsn, dir
+}
+
+// TestReconcileStrayArguments: an argument that is not a flag (which ends
+// flag parsing, so the flags after it would be ignored) is a usage error,
+// exit 2, and nothing is checked or printed.
+func TestReconcileStrayArguments(t *testing.T) {
+	dsn, dir := migratedDB(t)
+	for _, args := range [][]string{
+		{"--data", dir, "--mysql-dsn", dsn, "--json", "stray"},
+		{"--data", dir, "--mysql-dsn", dsn, "stray", "--json"},
+	} {
+		var out strings.Builder
+		err := reconcileRun(args, &out)
+		var code interface{ ExitCode() int }
+		if !errors.As(err, &code) || code.ExitCode() != exitTrouble || !strings.Contains(err.Error(), "stray") || out.Len() != 0 {
+			t.Errorf("%q: %v, want exit code %d naming the argument and no report\n%s", args, err, exitTrouble, out.String())
+		}
+	}
+}

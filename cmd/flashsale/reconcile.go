@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -67,6 +68,11 @@ func reconcileRun(args []string, stdout io.Writer) error {
 	}
 	if st, err := os.Stat(*dataDir); err != nil || !st.IsDir() {
 		return &exitError{exitTrouble, fmt.Errorf("reconcile: data directory %s: not a directory (%v)", *dataDir, err)}
+	}
+	// Opening the log creates it when it is missing: a wrong directory
+	// would get an empty log, and compare clean while nothing is synced.
+	if st, err := os.Stat(filepath.Join(*dataDir, "log")); err != nil || !st.IsDir() {
+		return &exitError{exitTrouble, fmt.Errorf("reconcile: %s is not an engine's data directory: it holds no log directory (%v)", *dataDir, err)}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), reconcileTimeout)
 	defer cancel()

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -140,6 +142,33 @@ func TestReconcileStrayArguments(t *testing.T) {
 		var code interface{ ExitCode() int }
 		if !errors.As(err, &code) || code.ExitCode() != exitTrouble || !strings.Contains(err.Error(), "stray") || out.Len() != 0 {
 			t.Errorf("%q: %v, want exit code %d naming the argument and no report\n%s", args, err, exitTrouble, out.String())
+		}
+	}
+}
+
+// TestReconcileNotADataDirectory: a directory that holds no engine log (a
+// wrong --data, or the log directory itself) is "could not check", exit 2,
+// and reconcile writes nothing into it (it used to create an empty log
+// there and, with nothing synced yet, answer clean).
+func TestReconcileNotADataDirectory(t *testing.T) {
+	dsn, dir := migratedDB(t)
+	for _, d := range []string{t.TempDir(), filepath.Join(dir, "log")} {
+		before, err := os.ReadDir(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out strings.Builder
+		err = reconcileRun([]string{"--data", d, "--mysql-dsn", dsn}, &out)
+		var code interface{ ExitCode() int }
+		if !errors.As(err, &code) || code.ExitCode() != exitTrouble {
+			t.Errorf("--data %s: %v, want exit code %d\n%s", d, err, exitTrouble, out.String())
+		}
+		after, err := os.ReadDir(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(after) != len(before) {
+			t.Errorf("--data %s: reconcile wrote into it: %d entries before, %d after", d, len(before), len(after))
 		}
 	}
 }

@@ -122,7 +122,9 @@ func parseServeFlags(args []string, out io.Writer) (f serveFlags, help bool, err
 		name := "FLASHSALE_" + strings.ToUpper(strings.ReplaceAll(fl.Name, "-", "_"))
 		if v, ok := os.LookupEnv(name); ok && !given[fl.Name] && envErr == nil {
 			if err := fs.Set(fl.Name, v); err != nil {
-				envErr = usageError(fmt.Errorf("serve: %s: %w", name, err))
+				// Only numbers, durations and booleans fail to parse, so
+				// the value quoted is never a token or a DSN.
+				envErr = usageError(fmt.Errorf("serve: %s=%q (--%s): want %s: %w", name, v, fl.Name, envWant(fl), err))
 			}
 		}
 	})
@@ -132,6 +134,20 @@ func parseServeFlags(args []string, out io.Writer) (f serveFlags, help bool, err
 		}
 	}
 	return f, false, envErr
+}
+
+// envWant says what the environment variable of fl takes, for its error.
+func envWant(fl *flag.Flag) string {
+	switch kind, _ := flag.UnquoteUsage(fl); kind {
+	case "":
+		return "true or false"
+	case "duration":
+		return "a duration such as 3s or 500ms"
+	case "int":
+		return "an integer"
+	default:
+		return "a " + kind
+	}
 }
 
 // checkServeFlags refuses values that make no sense. A limit or timeout of 0

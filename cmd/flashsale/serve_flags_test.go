@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -166,5 +167,32 @@ func TestServeFlagsAddresses(t *testing.T) {
 	}
 	if _, _, err := parseServeFlags([]string{"--listen", "localhost:http", "--admin-listen", "[::1]:0"}, io.Discard); err != nil {
 		t.Fatalf("a service name and an IPv6 address: %v", err)
+	}
+}
+
+// TestServeFlagsEnvParseError: a FLASHSALE_* value that does not parse is a
+// usage error that quotes the value and says what the variable wants and
+// which flag it sets, not just "parse error".
+func TestServeFlagsEnvParseError(t *testing.T) {
+	for _, c := range []struct{ env, val, want string }{
+		{"FLASHSALE_REQUEST_TIMEOUT", "3", "duration"},
+		{"FLASHSALE_DEMO", "yes", "true or false"},
+		{"FLASHSALE_MAX_CONNS", "1k", "integer"},
+		{"FLASHSALE_REQUEST_IDS_MAX", "99999999999999999999", "integer"},
+	} {
+		t.Run(c.env, func(t *testing.T) {
+			t.Setenv(c.env, c.val)
+			_, _, err := parseServeFlags(nil, io.Discard)
+			var ue *exitError
+			flagName := "--" + strings.ReplaceAll(strings.ToLower(strings.TrimPrefix(c.env, "FLASHSALE_")), "_", "-")
+			if err == nil || !errors.As(err, &ue) || ue.code != 2 {
+				t.Fatalf("%s=%s: %v, want a usage error", c.env, c.val, err)
+			}
+			for _, s := range []string{c.env, strconv.Quote(c.val), flagName, c.want} {
+				if !strings.Contains(err.Error(), s) {
+					t.Errorf("%s=%s: %q does not say %s", c.env, c.val, err, s)
+				}
+			}
+		})
 	}
 }

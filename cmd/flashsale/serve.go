@@ -440,6 +440,13 @@ func serve(ctx context.Context, stop context.CancelFunc, f serveFlags, log *slog
 	}
 	if f.demo {
 		if err := createDemoCatalog(ctx, eng); err != nil {
+			if ctx.Err() != nil {
+				// A signal, not a failure: stop cleanly, as at any other
+				// moment (the next start creates what is missing).
+				log.Info("signal received: shutting down")
+				stop()
+				return stopHTTP(closeAll())
+			}
 			return stopHTTP(errors.Join(err, closeAll()))
 		}
 	}

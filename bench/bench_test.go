@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -572,4 +573,62 @@ func contains(s, sub string) bool {
 		}
 	}
 	return false
+}
+
+// offByOneTarget sells one SKU with a classic off-by-one stock check: it lets
+// a sale through when stock is short by one unit (so it oversells) and
+// otherwise keeps correct books, returns included.
+type offByOneTarget struct {
+	mu    sync.Mutex
+	avail int64
+}
+
+func (f *offByOneTarget) Info() Info { return Info{Name: "off-by-one", InProcess: true} }
+func (f *offByOneTarget) Setup(_ context.Context, w *Workload) error {
+	f.avail = w.Config().Stock
+	return nil
+}
+func (f *offByOneTarget) Do(_ context.Context, s *Step) Outcome {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch s.Kind {
+	case KindDeduct:
+		if f.avail+1 < s.Qty { // should be f.avail < s.Qty
+			return Outcome{Status: StatusRejected}
+		}
+		f.avail -= s.Qty
+	case KindReturn:
+		f.avail += s.Qty
+	default:
+		return Outcome{Status: StatusFailed, Err: errors.New("not supported")}
+	}
+	return Outcome{Status: StatusOK}
+}
+func (f *offByOneTarget) Observe(context.Context, []string) ([]Observed, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return []Observed{{Available: f.avail, Reserved: -1, Sold: -1, Records: -1}}, nil
+}
+func (f *offByOneTarget) Close() error { return nil }
+
+// TestOversellLaterReturnedFails: a store that oversold is caught even when
+// returns that follow bring its final books back within stock. Every sale of 2
+// is followed by a return of 1 or 2, so the off-by-one store goes to -1 and
+// back to 0 or 1, and ends with nothing below zero and no more sold than
+// stock; only what was acknowledged at the moment of the oversold sale shows
+// it.
+func TestOversellLaterReturnedFails(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Seed = testSeed(t)
+	cfg.Scenario, cfg.Stock, cfg.Qty, cfg.ReturnRatio = ScenarioReturns, 11, 2, 1
+	cfg.Requests, cfg.Concurrency, cfg.Buyers = 200, 1, 50
+	results, err := Run(context.Background(), cfg, []Target{&offByOneTarget{}})
+	r := results[0]
+	if r.Rejected == 0 {
+		t.Fatalf("the sale never ran short of stock: %+v", r)
+	}
+	if !errors.Is(err, ErrVerificationFailed) || r.Verified || r.Oversold == 0 {
+		t.Fatalf("err %v, verified %v, oversold %d (%s); want an oversell", err, r.Verified, r.Oversold, r.VerifyDetail)
+	}
+	t.Log(r.VerifyDetail)
 }

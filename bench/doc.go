@@ -19,7 +19,9 @@
 //
 // Invariants the harness checks after every run (a violation is a failed
 // run, and Run returns an error wrapping ErrVerificationFailed):
-//   - no SKU below zero, and no more acknowledged sales than stock (oversold);
+//   - no SKU below zero, and no more acknowledged sales than stock (oversold),
+//     also at any moment of the run: a take counts from its answer, a release
+//     from when it is sent, so later returns do not hide an oversell;
 //   - final stock == initial stock - acknowledged takes + acknowledged releases,
 //     up to the quantity of requests whose outcome is unknown (timeouts);
 //   - for the hot scenario without errors, exactly min(stock, attempts) sold;

@@ -18,6 +18,14 @@ type skuBook struct {
 	unknown        kindUnits
 	changes        atomic.Int64 // acknowledged changes (flow records expected)
 	unknownChanges atomic.Int64
+	// committed is a lower bound of what the store holds committed (sold,
+	// and reserved where reservations do not expire) at every moment of the
+	// run: a take counts from its acknowledgement (it was applied before),
+	// a release from when it is sent (it may be applied as soon as it
+	// arrives). Above stock at any moment is an oversell, even when later
+	// returns or cancellations bring the final books back within stock.
+	committed atomic.Int64
+	overPeak  atomic.Int64 // the most units committed beyond stock at once
 }
 
 // kindUnits counts units per kind of step.
@@ -28,9 +36,10 @@ type kindUnits struct {
 // Ledger records every answer of a run; verification compares it with the
 // target's store. Safe for concurrent use.
 type Ledger struct {
-	cfg   Config
-	skus  []skuBook
-	limit bool // track per-user holdings (deduct-only scenarios with a limit)
+	cfg     Config
+	skus    []skuBook
+	limit   bool // track per-user holdings (deduct-only scenarios with a limit)
+	expires bool // the target releases unconfirmed reservations itself (Info.Expires)
 
 	userMu   [64]sync.Mutex
 	userHeld [64]map[uint64]int64
@@ -59,16 +68,66 @@ func NewLedger(cfg Config) *Ledger {
 	return l
 }
 
+// commitSign tells how a step of kind k moves what the store holds
+// committed: +1 a take, -1 a release, 0 neither. Where reservations expire,
+// only sales count (the store may reuse an unconfirmed reservation's stock
+// after its TTL).
+func (l *Ledger) commitSign(k Kind) int64 {
+	switch k {
+	case KindDeduct:
+		return 1
+	case KindReserve:
+		if !l.expires {
+			return 1
+		}
+	case KindConfirm:
+		if l.expires {
+			return 1
+		}
+	case KindCancel:
+		if !l.expires {
+			return -1
+		}
+	case KindReturn:
+		return -1
+	}
+	return 0
+}
+
+// commit adds qty units (negative: removes them) to what SKU b holds
+// committed, and notes how far beyond stock that went.
+func (l *Ledger) commit(b *skuBook, qty int64) {
+	over := b.committed.Add(qty) - l.cfg.Stock
+	for over > 0 {
+		old := b.overPeak.Load()
+		if old >= over || b.overPeak.CompareAndSwap(old, over) {
+			break
+		}
+	}
+}
+
+// sending accounts for step s before it is sent: a release may be applied
+// as soon as it arrives.
+func (l *Ledger) sending(s *Step) {
+	if l.commitSign(s.Kind) < 0 {
+		l.commit(&l.skus[s.SKUIndex], -s.Qty)
+	}
+}
+
 // Record accounts for the answer o to step s.
 func (l *Ledger) Record(s *Step, o Outcome) {
 	b := &l.skus[s.SKUIndex]
 	l.attempts.Add(1)
 	switch o.Status {
-	case StatusRejected:
-		l.rejected.Add(1)
-		return
-	case StatusFailed:
-		l.failed.Add(1)
+	case StatusRejected, StatusFailed:
+		if o.Status == StatusRejected {
+			l.rejected.Add(1)
+		} else {
+			l.failed.Add(1)
+		}
+		if l.commitSign(s.Kind) < 0 {
+			l.commit(b, s.Qty) // a release not applied: undo what sending counted
+		}
 		return
 	case StatusUnknown:
 		l.unknown.Add(1)
@@ -82,6 +141,9 @@ func (l *Ledger) Record(s *Step, o Outcome) {
 	l.ok.Add(1)
 	b.changes.Add(1)
 	b.add(s.Kind, s.Qty)
+	if l.commitSign(s.Kind) > 0 {
+		l.commit(b, s.Qty)
+	}
 	if l.limit && s.Kind == KindDeduct {
 		key := uint64(s.User)<<20 | uint64(s.SKUIndex)
 		sh := key % uint64(len(l.userMu))
@@ -217,10 +279,13 @@ func (l *Ledger) verify(info Info, obs []Observed) Verification {
 		}
 		// Oversold units: acknowledged beyond stock, or the store below zero
 		// (usually the same units seen twice: count the larger).
-		over := max(committed-stock, -o.Available, 0)
+		peak := b.overPeak.Load()
+		over := max(committed-stock, -o.Available, peak, 0)
 		oversold += over
 		if committed > stock {
 			p.addf("sku %d: %d units acknowledged beyond stock %d", i, committed-stock, stock)
+		} else if peak > 0 {
+			p.addf("sku %d: %d units acknowledged beyond stock %d at one moment of the run (released later)", i, peak, stock)
 		}
 		if o.Available < 0 {
 			p.addf("sku %d: available %d below zero", i, o.Available)

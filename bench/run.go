@@ -167,6 +167,7 @@ func RunTarget(ctx context.Context, cfg Config, t Target) (res Result, err error
 	res.Conns, res.AppendFsync = info.Conns, info.AppendFsync
 
 	l := NewLedger(cfg)
+	l.expires = info.Expires
 	lr := runLoad(ctx, cfg, wl, t, l)
 
 	res.DurationS = lr.elapsed.Seconds()
@@ -362,6 +363,7 @@ func runLoad(ctx context.Context, cfg Config, wl *Workload, t Target, l *Ledger)
 					if k > 0 {
 						start = time.Now()
 					}
+					l.sending(st)
 					o := t.Do(ctx, st)
 					end := time.Now()
 					us := end.Sub(start).Microseconds()

@@ -709,3 +709,34 @@ func TestUnknownReservationMayStillBeHeld(t *testing.T) {
 		t.Fatalf("err %v, verified %v: %s", err, r.Verified, r.VerifyDetail)
 	}
 }
+
+// indexTarget acknowledges every request and keeps the flow indexes sent.
+type indexTarget struct {
+	countTarget
+	mu   sync.Mutex
+	sent []string
+}
+
+func (f *indexTarget) Do(ctx context.Context, st *Step) Outcome {
+	f.mu.Lock()
+	f.sent = append(f.sent, st.RequestID)
+	f.mu.Unlock()
+	return f.countTarget.Do(ctx, st)
+}
+
+// TestOpenLoopStopsOnCancel: a run whose context ends (Ctrl-C) sends no flow
+// scheduled after that, and does not wait for their time: the worker that
+// waits for the flow at 2 s returns when the context ends at 300 ms.
+func TestOpenLoopStopsOnCancel(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Rate, cfg.Concurrency, cfg.Duration = 0.5, 1, 10*time.Second // flows at 0 s, 2 s, 4 s, ...
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	tgt := &indexTarget{}
+	runLoad(ctx, cfg, NewWorkload(cfg, "cancel"), tgt, NewLedger(cfg))
+	for _, id := range tgt.sent {
+		if id != "cancel-r0" {
+			t.Fatalf("sent %q after the run's context ended at 300 ms (sent: %q)", id, tgt.sent)
+		}
+	}
+}

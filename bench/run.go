@@ -349,7 +349,11 @@ func runLoad(ctx context.Context, cfg Config, wl *Workload, t Target, l *Ledger)
 					}
 					start = t0.Add(time.Duration(offset))
 					if d := time.Until(start); d > 0 {
-						time.Sleep(d)
+						select {
+						case <-time.After(d):
+						case <-ctx.Done(): // Ctrl-C: no waiting for the flow's time
+							return
+						}
 					}
 				} else {
 					start = time.Now()

@@ -30,8 +30,9 @@ services:
 
 # Start the server with a small demo catalog; MySQL sync to the local MariaDB
 # (the server needs no Redis). The binary is built and exec'd rather than
-# `go run`, which exits 1 on Ctrl-C: this way Ctrl-C gives the server's own
-# clean exit 0, and make reports no error.
+# `go run`, which exits 1 on Ctrl-C and prints an error: this way Ctrl-C gives
+# the server's own clean shutdown (exit 0). make, which gets the Ctrl-C too,
+# still exits 130, as it does after any interrupt, but prints no error.
 run:
 	@bash scripts/ensure-services.sh mariadb
 	$(GO) build -o flashsale ./cmd/flashsale

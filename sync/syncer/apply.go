@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
+	"sort"
 	"strings"
 	"time"
 
@@ -50,30 +52,55 @@ func foreignLog(name string, cp uint64, pinned, mine string) error {
 		" log is lost, use --rebuild-from-mysql (docs/sync.md)", ErrForeignLog, name, cp, pinned, mine)
 }
 
-// rowQuerier is a *sql.DB or a *sql.Tx.
-type rowQuerier interface {
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+// querier is a *sql.DB or a *sql.Tx.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
 
 // checkFolded compares e, a record of this log at or below the checkpoint,
-// with what MySQL folded at its seq (stock_flow's kind and request_id): a
-// different record there means this log is not the one that wrote the
-// checkpoint, though it has its id (a copied data directory, or one restored
-// from an older backup, whose history then forked). That is ErrForeignLog.
-// A seq with no flow rows (archived by a rebuild) cannot be checked.
-func checkFolded(ctx context.Context, q rowQuerier, name string, e *Entry) error {
-	var kind, reqID string
-	err := q.QueryRowContext(ctx, "SELECT kind, request_id FROM stock_flow WHERE seq = ? LIMIT 1", e.Seq).Scan(&kind, &reqID)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil
-	}
+// with what MySQL folded at its seq (stock_flow's rows there: kind,
+// request_id, ref_id, user_id, each SKU's qty and created_at): a different
+// record there means this log is not the one that wrote the checkpoint,
+// though it has its id (a copied data directory, or one restored from an
+// older backup, whose history then forked). That is ErrForeignLog. Kind and
+// request id alone are not enough: every set_total carries the engine's own
+// request id. A seq with no flow rows (archived by a rebuild) cannot be
+// checked.
+func checkFolded(ctx context.Context, q querier, name string, e *Entry) error {
+	rs, err := q.QueryContext(ctx, "SELECT sku, kind, request_id, ref_id, user_id, qty,"+
+		" DATE_FORMAT(created_at, '%Y-%m-%d %H:%i:%s.%f') FROM stock_flow WHERE seq = ?", e.Seq)
 	if err != nil {
 		return fmt.Errorf("syncer: read stock_flow at seq %d: %w", e.Seq, err)
 	}
-	if kind != e.Record.Kind.String() || reqID != e.Record.RequestID {
-		return fmt.Errorf("%w: checkpoint %q: MySQL folded %s %q at seq %d, this log has %s %q there: the data directory is a copy"+
+	defer rs.Close()
+	var folded []string
+	var kind, reqID string
+	for rs.Next() {
+		var sku, refID, userID, at string
+		var qty int64
+		if err := rs.Scan(&sku, &kind, &reqID, &refID, &userID, &qty, &at); err != nil {
+			return fmt.Errorf("syncer: read stock_flow at seq %d: %w", e.Seq, err)
+		}
+		folded = append(folded, fmt.Sprintf("%s %q %q %q %s %d %s", kind, reqID, refID, userID, sku, qty, at))
+	}
+	if err := rs.Err(); err != nil {
+		return fmt.Errorf("syncer: read stock_flow at seq %d: %w", e.Seq, err)
+	}
+	if len(folded) == 0 {
+		return nil
+	}
+	rows, _ := foldBatch([]Entry{*e})
+	mine := make([]string, len(rows))
+	for i, r := range rows {
+		mine[i] = fmt.Sprintf("%s %q %q %q %s %d %s", r.kind, r.requestID, r.refID, r.userID, r.sku, r.qty,
+			r.createdAt.Format("2006-01-02 15:04:05.000000"))
+	}
+	sort.Strings(folded)
+	sort.Strings(mine)
+	if !slices.Equal(folded, mine) {
+		return fmt.Errorf("%w: checkpoint %q: MySQL folded %s %q at seq %d (%s), this log has %s %q there (%s): the data directory is a copy"+
 			" of the log that wrote the checkpoint, or an older backup of it, and their histories differ (docs/sync.md)",
-			ErrForeignLog, name, kind, reqID, e.Seq, e.Record.Kind, e.Record.RequestID)
+			ErrForeignLog, name, kind, reqID, e.Seq, strings.Join(folded, "; "), e.Record.Kind, e.Record.RequestID, strings.Join(mine, "; "))
 	}
 	return nil
 }

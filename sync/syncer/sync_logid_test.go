@@ -290,3 +290,71 @@ func TestSyncerRefusesRestoredBackupPastCheckpoint(t *testing.T) {
 		t.Fatalf("the engine was told it is synced to %d", got)
 	}
 }
+
+// TestSyncerRefusesForkedSetTotalAtCheckpoint: every set_total record carries
+// the engine's own request id, so comparing kind and request id alone took a
+// restored backup whose record at the checkpoint is another set_total (of
+// another SKU, another quantity, another time) for the record MySQL folded,
+// and the backup's sales were folded on top of the other history. The whole
+// record must match: the syncer stops with ErrForeignLog and writes nothing.
+func TestSyncerRefusesForkedSetTotalAtCheckpoint(t *testing.T) {
+	db := openTestDB(t, testDatabase(t))
+	ctx := context.Background()
+	dir := t.TempDir()
+	a := openEngine(t, dir)
+	setSKUs(t, a, "sku", 2)
+	a.Close()
+	backup := t.TempDir() + "/backup"
+	if err := os.CopyFS(backup, os.DirFS(dir)); err != nil {
+		t.Fatal(err)
+	}
+	a = openEngine(t, dir)
+	if _, _, err := a.SetSKU(ctx, engine.SetSKURequest{SKU: "sku-1", Total: 20}); err != nil {
+		t.Fatal(err)
+	}
+	s := Start(Config{DB: db, Log: a.Log(), MarkSynced: a.MarkSynced})
+	catchUp(t, s, a)
+	s.Close()
+	a.Close()
+	before := dumpTables(t, db)
+
+	b := openEngine(t, backup)
+	defer b.Close()
+	if _, _, err := b.SetSKU(ctx, engine.SetSKURequest{SKU: "sku-2", Total: 50}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if _, err := b.Deduct(ctx, engine.DeductRequest{RequestID: fmt.Sprintf("b-%d", i), Items: []engine.Item{{SKU: "sku-2", Qty: 1}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if b.Log().ID() != checkpointLogID(t, db) || before.checkpoint != 3 {
+		t.Fatalf("set-up: backup log %s, checkpoint %d pinned to %s", b.Log().ID(), before.checkpoint, checkpointLogID(t, db))
+	}
+	sb := Start(Config{DB: db, Log: b.Log(), MarkSynced: b.MarkSynced})
+	defer sb.Close()
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := sb.WaitSynced(wctx, b.Log().Durable()); !errors.Is(err, ErrForeignLog) {
+		t.Fatalf("backup whose set_total at the checkpoint differs: %v, want ErrForeignLog", err)
+	}
+	if got := b.Stats().SyncedSeq; got != 0 {
+		t.Fatalf("the engine was told it is synced to %d", got)
+	}
+	if after := dumpTables(t, db); !after.equal(before) {
+		t.Fatal("the refused syncer changed the tables")
+	}
+
+	// The batch's own check, on the last record it re-delivers, compares
+	// whole records too.
+	entries, err := readBatch(b.Log(), 1, b.Log().Durable(), BatchBytesMax)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := applyBatch(ctx, db, CheckpointNameDefault, b.Log().ID(), entries, time.Now()); !errors.Is(err, ErrForeignLog) {
+		t.Fatalf("batch re-delivering the backup's set_total at the checkpoint: %v, want ErrForeignLog", err)
+	}
+	if after := dumpTables(t, db); !after.equal(before) {
+		t.Fatal("the refused batch changed the tables")
+	}
+}

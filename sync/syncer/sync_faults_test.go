@@ -270,3 +270,43 @@ func TestSyncerProgressesWhenBatchOutlastsTxTimeout(t *testing.T) {
 		t.Fatalf("no batch outlasted the timeout: the test proved nothing")
 	}
 }
+
+// TestSyncerStatusClearsStartError: MySQL down when the syncer starts makes
+// its start fail (last_error says why) and retry; once MySQL is back and the
+// start succeeds, last_error must not go on showing the outage while nothing
+// is wrong (an idle engine commits no batch that would clear it).
+func TestSyncerStatusClearsStartError(t *testing.T) {
+	dsn := testDatabase(t)
+	cfg, _ := mysql.ParseDSN(dsn)
+	proxy := newFaultProxy(t, cfg.Addr)
+	proxy.setDown(true)
+	viaProxy := openTestDB(t, proxy.viaProxy(t, dsn))
+
+	eng := openEngine(t, t.TempDir())
+	defer eng.Close()
+	s := Start(Config{DB: viaProxy, Log: eng.Log(), MarkSynced: eng.MarkSynced})
+	defer s.Close()
+	waitStatus := func(what string, ok func(Status) bool) Status {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			st := s.Status()
+			if ok(st) {
+				return st
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: status %+v", what, st)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	st := waitStatus("a failed start", func(st Status) bool { return st.Errors > 0 })
+	if st.Ready || st.LastError == "" {
+		t.Fatalf("while MySQL is down: %+v", st)
+	}
+	proxy.setDown(false)
+	st = waitStatus("the start after MySQL came back", func(st Status) bool { return st.Ready })
+	if st.LastError != "" || st.LastErrorAt != "" || !st.Running {
+		t.Fatalf("started, nothing wrong, but status says %+v", st)
+	}
+}

@@ -277,6 +277,7 @@ func (s *Syncer) start(ctx context.Context) error {
 	s.advance(cp)
 	s.mu.Lock()
 	s.ready = true
+	s.lastErr = nil // the failed starts before this one are over
 	s.mu.Unlock()
 	s.cfg.Logger.Info("syncer: started", "checkpoint", cp, "durable", s.cfg.Log.Durable(),
 		"log_id", s.cfg.Log.ID(), "checkpoint_log_id", pinned)

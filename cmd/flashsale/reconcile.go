@@ -15,6 +15,7 @@ import (
 
 	"github.com/flashsale/flashsale/engine"
 	"github.com/flashsale/flashsale/sync/syncer"
+	"github.com/flashsale/flashsale/wal"
 )
 
 // errNoSyncer is returned by the sync wiring when no syncer can run (no DSN).
@@ -81,6 +82,10 @@ func reconcileRun(args []string, stdout io.Writer) error {
 		return &exitError{exitTrouble, err}
 	}
 	defer db.Close()
+	logID, err := readLogID(*dataDir)
+	if err != nil {
+		return &exitError{exitTrouble, fmt.Errorf("reconcile: read %s (is the server still running? use its admin endpoint then): %w", *dataDir, err)}
+	}
 	state := func(_ context.Context, seq uint64) (map[string]syncer.Counts, error) {
 		st, err := engine.ReadState(vfs.Default, *dataDir, seq)
 		if err != nil {
@@ -91,7 +96,7 @@ func reconcileRun(args []string, stdout io.Writer) error {
 		}
 		return skuCounts(st), nil
 	}
-	rep, err := syncer.Reconcile(ctx, db, *name, state)
+	rep, err := syncer.Reconcile(ctx, db, *name, logID, state)
 	if err != nil {
 		return &exitError{exitTrouble, err}
 	}
@@ -108,6 +113,18 @@ func reconcileRun(args []string, stdout io.Writer) error {
 		return &exitError{exitDrift, fmt.Errorf("reconcile: drift in %d SKUs, %d table problems", len(rep.Drift), len(rep.Problems))}
 	}
 	return nil
+}
+
+// readLogID returns the id (wal.Log.ID) of the engine's log in dataDir, which
+// the engine keeps in dataDir/log: reconcile refuses a checkpoint pinned to
+// another log.
+func readLogID(dataDir string) (string, error) {
+	l, err := wal.Open(filepath.Join(dataDir, "log"), wal.Options{})
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.ID(), nil
 }
 
 // skuCounts converts an engine state for syncer.Reconcile.

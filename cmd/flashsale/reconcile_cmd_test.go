@@ -172,3 +172,64 @@ func TestReconcileNotADataDirectory(t *testing.T) {
 		}
 	}
 }
+
+// TestReconcileRefusesForeignLog: MySQL holds the history of log A; a server
+// on another data directory (log B, which went through the same catalog
+// set-up, as --demo or a set-up script does on every fresh directory) has the
+// same state at A's checkpoint seq. Comparing B's state with A's tables means
+// nothing (a seq counts only in the log that numbered it): the live and the
+// offline reconcile must refuse (exit 2), not report clean.
+func TestReconcileRefusesForeignLog(t *testing.T) {
+	dsn := reconcileTestDB(t)
+	ctx := context.Background()
+	setUp := func(eng *engine.Engine) {
+		t.Helper()
+		for _, s := range []engine.SetSKURequest{{SKU: "tee", Total: 10}, {SKU: "mug", Total: 5}} {
+			if _, _, err := eng.SetSKU(ctx, s); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	a, err := engine.Open(engine.Options{Dir: t.TempDir(), KeepUnsynced: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := startSync(ctx, a, syncConfig{DSN: dsn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	setUp(a)
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := h.(*syncRunner).s.WaitSynced(wctx, a.Log().Durable()); err != nil {
+		t.Fatal(err)
+	}
+	if err := errors.Join(h.Close(), a.Close()); err != nil {
+		t.Fatal(err)
+	}
+
+	dirB := t.TempDir()
+	b, err := engine.Open(engine.Options{Dir: dirB, KeepUnsynced: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	setUp(b)
+	h, err = startSync(ctx, b, syncConfig{DSN: dsn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, drift, err := h.Reconcile(ctx)
+	if !errors.Is(err, syncer.ErrForeignLog) {
+		t.Fatalf("live reconcile of log B against log A's tables: drift=%v err=%v report %+v, want ErrForeignLog", drift, err, rep)
+	}
+	if err := errors.Join(h.Close(), b.Close()); err != nil {
+		t.Fatal(err)
+	}
+
+	var out strings.Builder
+	err = reconcileRun([]string{"--data", dirB, "--mysql-dsn", dsn}, &out)
+	var code interface{ ExitCode() int }
+	if !errors.As(err, &code) || code.ExitCode() != exitTrouble || !errors.Is(err, syncer.ErrForeignLog) {
+		t.Fatalf("offline reconcile of log B against log A's tables: err=%v, want exit %d and ErrForeignLog\n%s", err, exitTrouble, out.String())
+	}
+}

@@ -72,7 +72,7 @@ type syncRunner struct {
 func (r *syncRunner) Status(context.Context) (any, error) { return r.s.Status(), nil }
 
 func (r *syncRunner) Reconcile(ctx context.Context) (any, bool, error) {
-	rep, err := syncer.Reconcile(ctx, r.db, r.name, func(_ context.Context, seq uint64) (map[string]syncer.Counts, error) {
+	rep, err := syncer.Reconcile(ctx, r.db, r.name, r.eng.Log().ID(), func(_ context.Context, seq uint64) (map[string]syncer.Counts, error) {
 		st, err := r.eng.StateAt(seq)
 		if err != nil {
 			return nil, err

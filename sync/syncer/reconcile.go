@@ -3,11 +3,14 @@ package syncer
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/go-sql-driver/mysql"
 
 	"github.com/flashsale/flashsale/wal"
 )
@@ -45,7 +48,12 @@ type Report struct {
 // summary row must satisfy total = available + reserved + sold, and the flow
 // must hold exactly the records 1..checkpoint (every seq once, none beyond).
 // It reads whole tables: run it off-peak on large ones.
-func Reconcile(ctx context.Context, db *sql.DB, name string, state StateAt) (*Report, error) {
+//
+// logID is the id of the log state reads (wal.Log.ID). A checkpoint pinned to
+// another log counts seqs of that log, so comparing this log's state with it
+// means nothing: that is ErrForeignLog, before state is asked. An empty logID,
+// or a checkpoint pinned to none, skips the check.
+func Reconcile(ctx context.Context, db *sql.DB, name, logID string, state StateAt) (*Report, error) {
 	tx, err := db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
 	if err != nil {
 		return nil, fmt.Errorf("syncer: reconcile: begin: %w", err)
@@ -53,8 +61,18 @@ func Reconcile(ctx context.Context, db *sql.DB, name string, state StateAt) (*Re
 	defer tx.Rollback()
 	// The first read fixes the snapshot for the rest of the transaction.
 	var cp uint64
-	if err := tx.QueryRowContext(ctx, "SELECT COALESCE(MAX(seq), 0) FROM sync_checkpoint WHERE name = ?", name).Scan(&cp); err != nil {
+	var pinned string
+	err = tx.QueryRowContext(ctx, "SELECT COALESCE(MAX(seq), 0), COALESCE(MAX(log_id), '') FROM sync_checkpoint WHERE name = ?", name).
+		Scan(&cp, &pinned)
+	if errors.Is(err, errNoLogIDColumn) {
+		// Schema 1 (before log_id; Reconcile does not migrate): pinned to none.
+		err = tx.QueryRowContext(ctx, "SELECT COALESCE(MAX(seq), 0) FROM sync_checkpoint WHERE name = ?", name).Scan(&cp)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("syncer: reconcile: checkpoint: %w", err)
+	}
+	if logID != "" && pinned != "" && pinned != logID {
+		return nil, foreignLog(name, cp, pinned, logID)
 	}
 	summary := map[string]Counts{}
 	if err := queryEach(ctx, tx, "SELECT sku, total, available, reserved, sold FROM stock_summary", func(rs *sql.Rows) error {
@@ -112,6 +130,10 @@ func Reconcile(ctx context.Context, db *sql.DB, name string, state StateAt) (*Re
 	rep.Clean = len(rep.Problems) == 0 && len(rep.Drift) == 0
 	return rep, nil
 }
+
+// errNoLogIDColumn matches MySQL's unknown-column error: sync_checkpoint
+// without log_id (schema 1).
+var errNoLogIDColumn = &mysql.MySQLError{Number: 1054}
 
 var kindByName = func() map[string]wal.Kind {
 	m := map[string]wal.Kind{}

@@ -109,7 +109,7 @@ func TestApplyBatchRedeliveryChangesNothing(t *testing.T) {
 	if len(full.flow) != 15 { // one row per SKU per record
 		t.Fatalf("flow rows %d, want 15", len(full.flow))
 	}
-	rep, err := Reconcile(ctx, db, CheckpointNameDefault, staticState(scriptState))
+	rep, err := Reconcile(ctx, db, CheckpointNameDefault, "", staticState(scriptState))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,13 +120,13 @@ func TestApplyBatchRedeliveryChangesNothing(t *testing.T) {
 	}
 	// A wrong engine state is drift, and so is a summary row edited by hand.
 	wrong := map[string]Counts{"A": scriptState["A"], "b": {Total: 14, Available: 11, Reserved: 1, Sold: 2}}
-	if rep, err := Reconcile(ctx, db, CheckpointNameDefault, staticState(wrong)); err != nil || rep.Clean || len(rep.Drift) != 1 || rep.Drift[0].SKU != "b" {
+	if rep, err := Reconcile(ctx, db, CheckpointNameDefault, "", staticState(wrong)); err != nil || rep.Clean || len(rep.Drift) != 1 || rep.Drift[0].SKU != "b" {
 		t.Fatalf("drift not found: %+v %v", rep, err)
 	}
 	if _, err := db.Exec("UPDATE stock_summary SET sold = sold + 1, available = available - 1 WHERE sku = 'A'"); err != nil {
 		t.Fatal(err)
 	}
-	if rep, err := Reconcile(ctx, db, CheckpointNameDefault, staticState(scriptState)); err != nil || rep.Clean || rep.Drift[0].SKU != "A" {
+	if rep, err := Reconcile(ctx, db, CheckpointNameDefault, "", staticState(scriptState)); err != nil || rep.Clean || rep.Drift[0].SKU != "A" {
 		t.Fatalf("summary drift not found: %+v %v", rep, err)
 	}
 }

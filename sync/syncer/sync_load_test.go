@@ -259,7 +259,7 @@ func checkAcked(t testing.TB, db *sql.DB, acks []ack) {
 // reconcileClean asserts that Reconcile finds no drift.
 func reconcileClean(t testing.TB, db *sql.DB, state StateAt) *Report {
 	t.Helper()
-	rep, err := Reconcile(context.Background(), db, CheckpointNameDefault, state)
+	rep, err := Reconcile(context.Background(), db, CheckpointNameDefault, "", state)
 	if err != nil {
 		t.Fatal(err)
 	}

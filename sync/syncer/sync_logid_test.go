@@ -158,6 +158,10 @@ func TestMigrateAddsLogIDToOldCheckpoint(t *testing.T) {
 	if hasLogIDColumn(t, db) {
 		t.Fatal("log_id still there")
 	}
+	// Reconcile reads the old shape too (the row is pinned to none).
+	if rep, err := Reconcile(ctx, db, CheckpointNameDefault, eng.Log().ID(), engineState(eng)); err != nil || !rep.Clean {
+		t.Fatalf("reconcile of the old schema: %+v %v", rep, err)
+	}
 
 	setSKUs(t, eng, "b", 3)
 	s = Start(Config{DB: db, Log: eng.Log(), MarkSynced: eng.MarkSynced})

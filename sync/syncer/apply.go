@@ -42,6 +42,10 @@ var (
 	// this log's records after the other's and mark records synced that
 	// never were. Permanent: the syncer writes nothing; see docs/sync.md.
 	ErrForeignLog = errors.New("syncer: MySQL checkpoint belongs to another log")
+	// ErrUnknownCheckpoint: Reconcile was asked for a checkpoint name that
+	// sync_checkpoint does not hold, while it holds others (a mistyped or
+	// renamed --sync-name).
+	ErrUnknownCheckpoint = errors.New("syncer: no such checkpoint")
 )
 
 // foreignLog is the ErrForeignLog error for checkpoint name pinned to

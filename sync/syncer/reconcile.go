@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -73,6 +74,24 @@ func Reconcile(ctx context.Context, db *sql.DB, name, logID string, state StateA
 	}
 	if logID != "" && pinned != "" && pinned != logID {
 		return nil, foreignLog(name, cp, pinned, logID)
+	}
+	if cp == 0 {
+		// No row of this name while others have one: a mistyped or renamed
+		// --sync-name, which would compare every SKU with an empty state.
+		var names []string
+		if err := queryEach(ctx, tx, "SELECT name FROM sync_checkpoint ORDER BY name LIMIT 10", func(rs *sql.Rows) error {
+			var n string
+			if err := rs.Scan(&n); err != nil {
+				return err
+			}
+			names = append(names, n)
+			return nil
+		}); err != nil {
+			return nil, fmt.Errorf("syncer: reconcile: checkpoint names: %w", err)
+		}
+		if len(names) > 0 && !slices.Contains(names, name) {
+			return nil, fmt.Errorf("%w: no checkpoint named %q; sync_checkpoint has %s", ErrUnknownCheckpoint, name, strings.Join(names, ", "))
+		}
 	}
 	summary := map[string]Counts{}
 	if err := queryEach(ctx, tx, "SELECT sku, total, available, reserved, sold FROM stock_summary", func(rs *sql.Rows) error {

@@ -129,6 +129,12 @@ func TestApplyBatchRedeliveryChangesNothing(t *testing.T) {
 	if rep, err := Reconcile(ctx, db, CheckpointNameDefault, "", staticState(scriptState)); err != nil || rep.Clean || rep.Drift[0].SKU != "A" {
 		t.Fatalf("summary drift not found: %+v %v", rep, err)
 	}
+	// A name with no checkpoint row (a typo) cannot be checked: it is not
+	// drift of every SKU against an empty state.
+	if rep, err := Reconcile(ctx, db, "flashsal", "", staticState(map[string]Counts{})); !errors.Is(err, ErrUnknownCheckpoint) ||
+		!strings.Contains(err.Error(), CheckpointNameDefault) {
+		t.Fatalf("reconcile of an unknown name: %+v %v, want ErrUnknownCheckpoint naming %q", rep, err, CheckpointNameDefault)
+	}
 }
 
 func TestFoldKeepsTotalEqualToParts(t *testing.T) {

@@ -32,6 +32,23 @@ func closeWithin(t *testing.T, e *Engine) {
 	}
 }
 
+// wantUnavailable wants n answers from errs within a minute, each
+// ErrUnavailable.
+func wantUnavailable(t *testing.T, errs <-chan error, n int, what string) {
+	t.Helper()
+	deadline := time.After(time.Minute)
+	for i := range n {
+		select {
+		case err := <-errs:
+			if !errors.Is(err, ErrUnavailable) {
+				t.Fatalf("%s after the bug: %v, want ErrUnavailable", what, err)
+			}
+		case <-deadline:
+			t.Fatalf("%s: %d of %d still unanswered a minute after the actor panicked", what, n-i, n)
+		}
+	}
+}
+
 // TestBugAnswersWaitingTakes: when a SKU actor panics (a broken invariant)
 // while callers wait on it without a deadline (some in the batch it was
 // deciding, some still in its mailbox), every one of them is answered with
@@ -67,17 +84,7 @@ func TestBugAnswersWaitingTakes(t *testing.T) {
 	}
 	<-hold
 
-	deadline := time.After(time.Minute)
-	for i := range n {
-		select {
-		case err := <-errs:
-			if !errors.Is(err, ErrUnavailable) {
-				t.Fatalf("deduct after the bug: %v, want ErrUnavailable", err)
-			}
-		case <-deadline:
-			t.Fatalf("%d of %d deducts still unanswered a minute after the actor panicked", n-i, n)
-		}
-	}
+	wantUnavailable(t, errs, n, "deduct")
 	if err := e.Err(); !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "invariant broken") {
 		t.Fatalf("Err() = %v, want ErrUnavailable naming the broken invariant", err)
 	}
@@ -186,17 +193,7 @@ func TestBugAnswersQueuedMessages(t *testing.T) {
 		}
 	}
 	<-hold
-	deadline := time.After(time.Minute)
-	for i := range calls {
-		select {
-		case err := <-errs:
-			if !errors.Is(err, ErrUnavailable) {
-				t.Fatalf("call queued behind the bug: %v, want ErrUnavailable", err)
-			}
-		case <-deadline:
-			t.Fatalf("%d of %d calls still unanswered a minute after the actor panicked", len(calls)-i, len(calls))
-		}
-	}
+	wantUnavailable(t, errs, len(calls), "call queued behind the bug")
 	closeWithin(t, e)
 	e2 := openTest(t, dir, nil, nil)
 	defer e2.Close()

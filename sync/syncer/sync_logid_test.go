@@ -254,24 +254,13 @@ func TestApplyBatchRefusesForkedHistory(t *testing.T) {
 func TestSyncerRefusesRestoredBackupPastCheckpoint(t *testing.T) {
 	db := openTestDB(t, testDatabase(t))
 	ctx := context.Background()
-	dir := t.TempDir()
-	a := openEngine(t, dir)
-	setSKUs(t, a, "sku", 2)
-	a.Close()
-	backup := t.TempDir() + "/backup"
-	if err := os.CopyFS(backup, os.DirFS(dir)); err != nil {
-		t.Fatal(err)
-	}
-	a = openEngine(t, dir)
-	for i := range 5 {
-		if _, err := a.Deduct(ctx, engine.DeductRequest{RequestID: fmt.Sprintf("lost-%d", i), Items: []engine.Item{{SKU: "sku-1", Qty: 1}}}); err != nil {
-			t.Fatal(err)
+	backup := syncedPastBackup(t, db, func(a *engine.Engine) {
+		for i := range 5 {
+			if _, err := a.Deduct(ctx, engine.DeductRequest{RequestID: fmt.Sprintf("lost-%d", i), Items: []engine.Item{{SKU: "sku-1", Qty: 1}}}); err != nil {
+				t.Fatal(err)
+			}
 		}
-	}
-	s := Start(Config{DB: db, Log: a.Log(), MarkSynced: a.MarkSynced})
-	catchUp(t, s, a)
-	s.Close()
-	a.Close()
+	})
 
 	b := openEngine(t, backup)
 	defer b.Close()
@@ -283,15 +272,44 @@ func TestSyncerRefusesRestoredBackupPastCheckpoint(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	wantRefused(t, db, b, "restored backup past the checkpoint")
+}
+
+// syncedPastBackup makes a data directory with two SKUs, copies it as a
+// backup, lets the original go on (diverge) and syncs it into db: the backup
+// has the checkpoint's log id and a history that stops before it.
+func syncedPastBackup(t *testing.T, db *sql.DB, diverge func(*engine.Engine)) (backup string) {
+	t.Helper()
+	dir := t.TempDir()
+	a := openEngine(t, dir)
+	setSKUs(t, a, "sku", 2)
+	a.Close()
+	backup = t.TempDir() + "/backup"
+	if err := os.CopyFS(backup, os.DirFS(dir)); err != nil {
+		t.Fatal(err)
+	}
+	a = openEngine(t, dir)
+	diverge(a)
+	s := Start(Config{DB: db, Log: a.Log(), MarkSynced: a.MarkSynced})
+	catchUp(t, s, a)
+	s.Close()
+	a.Close()
+	return backup
+}
+
+// wantRefused starts a syncer on b's log and wants it stopped with
+// ErrForeignLog, the engine never told it is synced.
+func wantRefused(t *testing.T, db *sql.DB, b *engine.Engine, what string) {
+	t.Helper()
 	sb := Start(Config{DB: db, Log: b.Log(), MarkSynced: b.MarkSynced})
 	defer sb.Close()
-	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	wctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := sb.WaitSynced(wctx, b.Log().Durable()); !errors.Is(err, ErrForeignLog) {
-		t.Fatalf("restored backup past the checkpoint: %v, want ErrForeignLog", err)
+		t.Fatalf("%s: %v, want ErrForeignLog", what, err)
 	}
 	if got := b.Stats().SyncedSeq; got != 0 {
-		t.Fatalf("the engine was told it is synced to %d", got)
+		t.Fatalf("%s: the engine was told it is synced to %d", what, got)
 	}
 }
 
@@ -304,22 +322,11 @@ func TestSyncerRefusesRestoredBackupPastCheckpoint(t *testing.T) {
 func TestSyncerRefusesForkedSetTotalAtCheckpoint(t *testing.T) {
 	db := openTestDB(t, testDatabase(t))
 	ctx := context.Background()
-	dir := t.TempDir()
-	a := openEngine(t, dir)
-	setSKUs(t, a, "sku", 2)
-	a.Close()
-	backup := t.TempDir() + "/backup"
-	if err := os.CopyFS(backup, os.DirFS(dir)); err != nil {
-		t.Fatal(err)
-	}
-	a = openEngine(t, dir)
-	if _, _, err := a.SetSKU(ctx, engine.SetSKURequest{SKU: "sku-1", Total: 20}); err != nil {
-		t.Fatal(err)
-	}
-	s := Start(Config{DB: db, Log: a.Log(), MarkSynced: a.MarkSynced})
-	catchUp(t, s, a)
-	s.Close()
-	a.Close()
+	backup := syncedPastBackup(t, db, func(a *engine.Engine) {
+		if _, _, err := a.SetSKU(ctx, engine.SetSKURequest{SKU: "sku-1", Total: 20}); err != nil {
+			t.Fatal(err)
+		}
+	})
 	before := dumpTables(t, db)
 
 	b := openEngine(t, backup)
@@ -335,16 +342,7 @@ func TestSyncerRefusesForkedSetTotalAtCheckpoint(t *testing.T) {
 	if b.Log().ID() != checkpointLogID(t, db) || before.checkpoint != 3 {
 		t.Fatalf("set-up: backup log %s, checkpoint %d pinned to %s", b.Log().ID(), before.checkpoint, checkpointLogID(t, db))
 	}
-	sb := Start(Config{DB: db, Log: b.Log(), MarkSynced: b.MarkSynced})
-	defer sb.Close()
-	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if err := sb.WaitSynced(wctx, b.Log().Durable()); !errors.Is(err, ErrForeignLog) {
-		t.Fatalf("backup whose set_total at the checkpoint differs: %v, want ErrForeignLog", err)
-	}
-	if got := b.Stats().SyncedSeq; got != 0 {
-		t.Fatalf("the engine was told it is synced to %d", got)
-	}
+	wantRefused(t, db, b, "backup whose set_total at the checkpoint differs")
 	if after := dumpTables(t, db); !after.equal(before) {
 		t.Fatal("the refused syncer changed the tables")
 	}

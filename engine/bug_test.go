@@ -32,6 +32,17 @@ func closeWithin(t *testing.T, e *Engine) {
 	}
 }
 
+// holdActor keeps ref's actor busy answering a get until the test receives
+// from the returned channel, so that what is sent meanwhile queues up.
+func holdActor(e *Engine, ref *skuRef) chan SKUState {
+	hold := make(chan SKUState)
+	go e.root.Send(ref.pid, &getMsg{reply: hold})
+	for ref.mailbox.status.Load() != mailboxRunning {
+		runtime.Gosched()
+	}
+	return hold
+}
+
 // wantUnavailable wants n answers from errs within a minute, each
 // ErrUnavailable.
 func wantUnavailable(t *testing.T, errs <-chan error, n int, what string) {
@@ -66,11 +77,7 @@ func TestBugAnswersWaitingTakes(t *testing.T) {
 	// Hold the actor (it blocks answering this get) so that every deduct
 	// below is queued before it decides any: one batch of outMax, the rest
 	// in the mailbox behind it.
-	hold := make(chan SKUState)
-	go e.root.Send(ref.pid, &getMsg{reply: hold})
-	for ref.mailbox.status.Load() != mailboxRunning {
-		runtime.Gosched()
-	}
+	hold := holdActor(e, ref)
 	const n = outBatchRecordsMax + 44
 	errs := make(chan error, n)
 	for i := range n {
@@ -161,11 +168,7 @@ func TestBugAnswersQueuedMessages(t *testing.T) {
 	breakSKU(t, e, "A")
 	ref := e.ref("A")
 
-	hold := make(chan SKUState)
-	go e.root.Send(ref.pid, &getMsg{reply: hold})
-	for ref.mailbox.status.Load() != mailboxRunning {
-		runtime.Gosched()
-	}
+	hold := holdActor(e, ref)
 	ctx := context.Background()
 	calls := []func() error{
 		func() error {

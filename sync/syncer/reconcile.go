@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -63,11 +62,12 @@ func Reconcile(ctx context.Context, db *sql.DB, name, logID string, state StateA
 	// The first read fixes the snapshot for the rest of the transaction.
 	var cp uint64
 	var pinned string
-	err = tx.QueryRowContext(ctx, "SELECT COALESCE(MAX(seq), 0), COALESCE(MAX(log_id), '') FROM sync_checkpoint WHERE name = ?", name).
-		Scan(&cp, &pinned)
+	var rows int // of this name: 0 or 1
+	err = tx.QueryRowContext(ctx, "SELECT COALESCE(MAX(seq), 0), COALESCE(MAX(log_id), ''), COUNT(*) FROM sync_checkpoint WHERE name = ?", name).
+		Scan(&cp, &pinned, &rows)
 	if errors.Is(err, errNoLogIDColumn) {
 		// Schema 1 (before log_id; Reconcile does not migrate): pinned to none.
-		err = tx.QueryRowContext(ctx, "SELECT COALESCE(MAX(seq), 0) FROM sync_checkpoint WHERE name = ?", name).Scan(&cp)
+		err = tx.QueryRowContext(ctx, "SELECT COALESCE(MAX(seq), 0), COUNT(*) FROM sync_checkpoint WHERE name = ?", name).Scan(&cp, &rows)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("syncer: reconcile: checkpoint: %w", err)
@@ -75,7 +75,7 @@ func Reconcile(ctx context.Context, db *sql.DB, name, logID string, state StateA
 	if logID != "" && pinned != "" && pinned != logID {
 		return nil, foreignLog(name, cp, pinned, logID)
 	}
-	if cp == 0 {
+	if rows == 0 {
 		// No row of this name while others have one: a mistyped or renamed
 		// --sync-name, which would compare every SKU with an empty state.
 		var names []string
@@ -89,7 +89,7 @@ func Reconcile(ctx context.Context, db *sql.DB, name, logID string, state StateA
 		}); err != nil {
 			return nil, fmt.Errorf("syncer: reconcile: checkpoint names: %w", err)
 		}
-		if len(names) > 0 && !slices.Contains(names, name) {
+		if len(names) > 0 {
 			return nil, fmt.Errorf("%w: no checkpoint named %q; sync_checkpoint has %s", ErrUnknownCheckpoint, name, strings.Join(names, ", "))
 		}
 	}

@@ -235,3 +235,30 @@ func TestSyncerStopsQuietlyWhenTheLogCloses(t *testing.T) {
 		t.Fatalf("after the log closed: reads went from %d to %d, status %+v; want no more reads, no error", reads, now, st)
 	}
 }
+
+// A checkpoint row at seq 0 (its syncer started, nothing folded yet) is
+// known, however many other names sync_checkpoint holds: Reconcile compares
+// it (clean here) rather than calling the name unknown.
+func TestReconcileKnowsCheckpointAtZeroAmongManyNames(t *testing.T) {
+	ctx := context.Background()
+	db := openTestDB(t, testDatabase(t))
+	if err := Migrate(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 12 {
+		if _, err := db.ExecContext(ctx, "INSERT INTO sync_checkpoint (name, seq, log_id, updated_at) VALUES (?, 0, '', NOW(3))",
+			fmt.Sprintf("a%02d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := db.ExecContext(ctx, "INSERT INTO sync_checkpoint (name, seq, log_id, updated_at) VALUES ('z', 0, '', NOW(3))"); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Reconcile(ctx, db, "z", "", staticState(map[string]Counts{}))
+	if err != nil || !rep.Clean {
+		t.Fatalf("reconcile of checkpoint z at seq 0: %+v %v, want clean", rep, err)
+	}
+	if _, err := Reconcile(ctx, db, "zz", "", staticState(map[string]Counts{})); !errors.Is(err, ErrUnknownCheckpoint) {
+		t.Fatalf("reconcile of an unknown name: %v, want ErrUnknownCheckpoint", err)
+	}
+}

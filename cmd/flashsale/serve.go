@@ -57,7 +57,8 @@ The listener is bound before the engine recovers: until recovery is done,
 /healthz answers 200, /readyz 503 (code recovering) and everything else 503.
 
 SIGTERM or SIGINT: stop accepting, finish requests in flight, make the log
-durable, exit 0 (within 10 s); during recovery, exit 0 at once.
+durable, exit 0 (within 10 s); during recovery, exit 0 at once (during
+--rebuild-from-mysql, exit 1: the rebuild is not done, see docs/sync.md).
 
 Flags:
 `

@@ -1228,3 +1228,28 @@ func TestCheckTakeWantsUserUnderLimit(t *testing.T) {
 		t.Fatalf("take without a user, no limit: %v", err)
 	}
 }
+
+// TestExpiryRequeueKeepsNewerDeadline: an ExpireDue that puts back an entry
+// it could not expire yet (a confirm was in flight) must not replace the
+// deadline of a newer reservation of the same id, queued meanwhile (the old
+// one settled and was forgotten, and another ExpireDue ran beside it).
+func TestExpiryRequeueKeepsNewerDeadline(t *testing.T) {
+	var q expiryQueue
+	q.push("x", 50)
+	old := q.popDue(50)
+	if len(old) != 1 {
+		t.Fatalf("popDue: %v", old)
+	}
+	q.push("x", 100) // the id reserved again
+	q.requeue(old[0])
+	if got := q.popDue(60); len(got) != 0 {
+		t.Fatalf("due at 60: %v, want nothing (x is due at 100)", got)
+	}
+	if got := q.popDue(100); len(got) != 1 || got[0] != (due{100, "x"}) {
+		t.Fatalf("due at 100: %v, want x at 100", got)
+	}
+	q.requeue(due{70, "y"}) // not queued: put back
+	if got := q.popDue(70); len(got) != 1 || got[0].id != "y" {
+		t.Fatalf("requeued y: %v", got)
+	}
+}

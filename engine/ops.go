@@ -589,12 +589,12 @@ func (e *Engine) ExpireDue(ctx context.Context) (int, error) {
 	)
 	for _, due := range e.expiries.popDue(now) {
 		if failed.Load() {
-			e.expiries.push(due.id, due.at)
+			e.expiries.requeue(due)
 			continue
 		}
 		h, r, ok, again := e.requests.tryAcquire(due.id)
 		if again {
-			e.expiries.push(due.id, due.at) // a confirm or cancel is in flight; look again next time
+			e.expiries.requeue(due) // a confirm or cancel is in flight; look again next time
 			continue
 		}
 		if !ok {
@@ -713,6 +713,21 @@ func (q *expiryQueue) push(id string, at int64) {
 		return
 	}
 	heap.Push(&q.h, due{at, id})
+}
+
+// requeue puts back d, taken by popDue and not expired yet, unless its id is
+// queued again meanwhile: that entry is a newer reservation of the id (d's
+// was settled and forgotten since; another ExpireDue can run beside this
+// one), whose deadline d must not replace.
+func (q *expiryQueue) requeue(d due) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.h.pos == nil {
+		q.h.pos = map[string]int{}
+	}
+	if _, ok := q.h.pos[d.id]; !ok {
+		heap.Push(&q.h, d)
+	}
 }
 
 // remove drops reservation id, due at at, once it is settled.

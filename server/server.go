@@ -723,6 +723,12 @@ func (s *Server) reconcile(ctx *fasthttp.RequestCtx, st *reqState) int {
 	rctx, cancel := context.WithTimeout(context.Background(), AdminTimeoutDefault)
 	defer cancel()
 	report, drift, err := s.syncer.Reconcile(rctx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		// Not mapError's 504: a reconcile only reads, nothing can have
+		// been applied.
+		return s.fail(ctx, st, epReconcile, apiError{status: fasthttp.StatusGatewayTimeout, code: codeTimeout,
+			msg: fmt.Sprintf("reconcile did not finish within %v (MySQL slow or unreachable?): %v; it changes nothing, run it again", AdminTimeoutDefault, err)})
+	}
 	if err != nil {
 		return s.fail(ctx, st, epReconcile, mapError(err))
 	}

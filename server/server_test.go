@@ -620,12 +620,18 @@ func TestConnsMax(t *testing.T) {
 	}
 }
 
-type fakeSyncer struct{ drift bool }
+type fakeSyncer struct {
+	drift bool
+	err   error
+}
 
 func (f fakeSyncer) Status(context.Context) (any, error) {
 	return map[string]any{"checkpoint": 42}, nil
 }
 func (f fakeSyncer) Reconcile(context.Context) (any, bool, error) {
+	if f.err != nil {
+		return nil, false, f.err
+	}
 	return map[string]any{"skus": 3}, f.drift, nil
 }
 
@@ -645,6 +651,15 @@ func TestSyncEndpoints(t *testing.T) {
 	if want(t, a, 409, "drift"); !strings.Contains(a.raw, `"report":{"skus":3}`) {
 		t.Fatalf("drift: %s", a.raw)
 	}
+	// A reconcile that runs out of time only read: its 504 does not say
+	// "may have been applied".
+	slow := newEnv(t, Config{AdminToken: testToken, Syncer: fakeSyncer{err: fmt.Errorf("scan: %w", context.DeadlineExceeded)}})
+	a = slow.do("POST", "/v1/reconcile", testToken, "")
+	if want(t, a, 504, "timeout"); strings.Contains(a.raw, "applied") || !strings.Contains(a.raw, "changes nothing") {
+		t.Fatalf("reconcile past its deadline: %s", a.raw)
+	}
+	broken := newEnv(t, Config{AdminToken: testToken, Syncer: fakeSyncer{err: errors.New("connection refused")}})
+	want(t, broken.do("POST", "/v1/reconcile", testToken, ""), 500, "internal")
 }
 
 // TestReadyz: 503 once shutdown begins or the engine is closed.

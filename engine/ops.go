@@ -687,6 +687,9 @@ func (h *expiryHeap) Swap(i, j int) {
 }
 func (h *expiryHeap) Push(x any) {
 	d := x.(due)
+	if h.pos == nil {
+		h.pos = map[string]int{}
+	}
 	h.pos[d.id] = len(h.d)
 	h.d = append(h.d, d)
 }
@@ -704,9 +707,6 @@ func (h *expiryHeap) Pop() any {
 func (q *expiryQueue) push(id string, at int64) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if q.h.pos == nil {
-		q.h.pos = map[string]int{}
-	}
 	if i, ok := q.h.pos[id]; ok {
 		q.h.d[i].at = at
 		heap.Fix(&q.h, i)
@@ -722,9 +722,6 @@ func (q *expiryQueue) push(id string, at int64) {
 func (q *expiryQueue) requeue(d due) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if q.h.pos == nil {
-		q.h.pos = map[string]int{}
-	}
 	if _, ok := q.h.pos[d.id]; !ok {
 		heap.Push(&q.h, d)
 	}

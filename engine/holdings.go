@@ -19,7 +19,7 @@ type holdings struct {
 type holding struct {
 	hash uint64
 	qty  int64 // > 0 for a used slot
-	off  uint32
+	off  int   // into ids: an int, since one SKU's buyers can pass 4 GiB of ids
 	n    uint8
 }
 
@@ -32,7 +32,7 @@ var holdingsSeed = maphash.MakeSeed()
 func (hs *holdings) find(h uint64, user string) (uint32, bool) {
 	return hs.index.find(h, func(s uint32) bool {
 		e := &hs.slots[s]
-		return string(hs.ids[e.off:e.off+uint32(e.n)]) == user
+		return string(hs.ids[e.off:e.off+int(e.n)]) == user
 	})
 }
 
@@ -73,7 +73,7 @@ func (hs *holdings) add(user string, delta int64) int64 {
 		hs.slots = append(hs.slots, holding{})
 		s = uint32(len(hs.slots) - 1)
 	}
-	hs.slots[s] = holding{hash: h, qty: delta, off: uint32(len(hs.ids)), n: uint8(len(user))}
+	hs.slots[s] = holding{hash: h, qty: delta, off: len(hs.ids), n: uint8(len(user))}
 	hs.ids = append(hs.ids, user...)
 	hs.index.add(h, s)
 	return delta
@@ -89,8 +89,8 @@ func (hs *holdings) compact() {
 		e := &hs.slots[i]
 		if e.qty > 0 {
 			off := len(ids)
-			ids = append(ids, hs.ids[e.off:e.off+uint32(e.n)]...)
-			e.off = uint32(off)
+			ids = append(ids, hs.ids[e.off:e.off+int(e.n)]...)
+			e.off = off
 		}
 	}
 	hs.ids, hs.garbage = ids, 0
@@ -100,7 +100,7 @@ func (hs *holdings) compact() {
 func (hs *holdings) each(fn func(user string, qty int64)) {
 	for i := range hs.slots {
 		if e := &hs.slots[i]; e.qty > 0 {
-			fn(string(hs.ids[e.off:e.off+uint32(e.n)]), e.qty)
+			fn(string(hs.ids[e.off:e.off+int(e.n)]), e.qty)
 		}
 	}
 }

@@ -29,7 +29,10 @@
 // item, then every actor applies its item. Confirm, cancel, expiry and
 // returns are decided against the request table and likewise logged first
 // and applied after, so nothing can use what a change frees before the change
-// is in the log (causal order).
+// is in the log (causal order). While a hold is placed, its units are not
+// for sale: another take of that SKU is refused as if they were gone
+// (ErrSoldOut or ErrInsufficientStock), though Get still counts them as
+// available; if the multi-SKU request fails, they are for sale again.
 //
 // # Invariants
 //

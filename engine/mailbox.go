@@ -1,16 +1,15 @@
 package engine
 
 import (
-	"runtime"
 	"sync"
 	"sync/atomic"
 
 	"github.com/asynkron/protoactor-go/actor"
 )
 
-// mailboxThroughput is how many messages a runner handles before it yields
-// the processor (runtime.Gosched), so that one SKU's queue cannot keep a
-// caller's goroutine forever.
+// mailboxThroughput is how many messages a sender runs the actor for before
+// it hands the mailbox to a goroutine of its own and goes back to its call, so
+// that a queue that keeps filling cannot keep a caller (past its deadline).
 const mailboxThroughput = 300
 
 const (
@@ -26,7 +25,8 @@ const (
 //
 //   - The actor runs on the goroutine of the sender that finds the mailbox
 //     idle (as with protoactor's synchronized dispatcher), so a message costs
-//     no goroutine start.
+//     no goroutine start; only a run longer than mailboxThroughput messages
+//     goes on in a new goroutine.
 //   - When nothing is queued, that sender hands its message to the actor
 //     directly instead of queueing it and taking it out again.
 //   - When the queue runs dry, while it still holds the mailbox, it calls end
@@ -116,7 +116,9 @@ func (m *skuMailbox) schedule() {
 // again if a message came in meanwhile and nobody else took over.
 func (m *skuMailbox) runAndRelease(first any) {
 	for {
-		m.run(first)
+		if m.run(first) {
+			return // another goroutine runs it now
+		}
 		first = nil
 		m.status.Store(mailboxIdle)
 		more := m.sysN.Load() > 0 || (!m.suspended.Load() && m.userN.Load() > 0)
@@ -126,10 +128,11 @@ func (m *skuMailbox) runAndRelease(first any) {
 	}
 }
 
-// run handles messages until none is left (or the mailbox is suspended). A
-// panic in the actor ends the run and goes to the supervisor, as in
-// protoactor's default mailbox.
-func (m *skuMailbox) run(first any) {
+// run handles messages until none is left (or the mailbox is suspended), or
+// until it has handled mailboxThroughput of them and handed the mailbox, still
+// running, to a new goroutine (handedOver). A panic in the actor ends the run
+// and goes to the supervisor, as in protoactor's default mailbox.
+func (m *skuMailbox) run(first any) (handedOver bool) {
 	var msg any
 	defer func() {
 		if r := recover(); r != nil {
@@ -142,8 +145,8 @@ func (m *skuMailbox) run(first any) {
 	}
 	for i := 0; ; i++ {
 		if i == mailboxThroughput {
-			i = 0
-			runtime.Gosched()
+			go m.runAndRelease(nil)
+			return true
 		}
 		if m.sysN.Load() > 0 {
 			msg = m.pop(&m.sys)
@@ -162,7 +165,7 @@ func (m *skuMailbox) run(first any) {
 			msg = nil
 			m.end() // inside the run: a panic in it is escalated like one in Receive
 			if m.sysN.Load() == 0 && (m.suspended.Load() || m.userN.Load() == 0) {
-				return
+				return false
 			}
 			continue
 		}

@@ -495,7 +495,10 @@ func readSnapshot(fs vfs.FS, path string, wantSeq uint64, idsMax int) (*State, e
 				break
 			}
 			q.walItems, q.returned = items[:k], returned[:k]
-			t.insert(&q)
+			if t.insert(&q) {
+				r.err = fmt.Errorf("entry %q twice", q.id)
+				break
+			}
 		}
 	}
 	if r.err == nil && len(r.b) != 0 {

@@ -131,3 +131,23 @@ func TestReadSnapshotChecksContents(t *testing.T) {
 		}
 	}
 }
+
+// TestReadSnapshotRefusesDuplicateIDs: an id twice in a snapshot's table
+// (no state has that: the table holds each id once) is refused as corrupt.
+// Loading it kept the last entry and silently dropped the first: here an open
+// reservation, whose reserved unit then no expiry, confirm or cancel could
+// ever release.
+func TestReadSnapshotRefusesDuplicateIDs(t *testing.T) {
+	R, D := uint64(wal.KindReserve), uint64(wal.KindDeduct)
+	path := filepath.Join(t.TempDir(), snapshotName(3))
+	b := craftSnapshot(3, []snapSKU{{id: "A", total: 10, avail: 8, reserved: 1, sold: 1}}, []snapEntry{
+		{id: "r1", kind: R, status: uint64(statusReserved), seq: 2, done: 1, expires: 5, items: []snapItem{{"A", 1, 0}}},
+		{id: "r1", kind: D, status: uint64(statusDeducted), seq: 3, done: 1, items: []snapItem{{"A", 1, 0}}},
+	})
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := readSnapshot(vfs.Default, path, 3, RequestIDsMaxDefault); !errors.Is(err, errSnapshotCorrupt) {
+		t.Fatalf("a snapshot with request id r1 twice: %v, want errSnapshotCorrupt", err)
+	}
+}

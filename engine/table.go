@@ -408,17 +408,19 @@ func (t *table) releaseWith(h handle, status uint8, seq uint64, returned []wal.I
 }
 
 // insert puts a finished entry in place (fold and recovery), replacing any
-// entry with its id.
-func (t *table) insert(in *reqInit) {
+// entry with its id (replaced reports one).
+func (t *table) insert(in *reqInit) (replaced bool) {
 	h := idHash(in.id)
 	sh, _ := t.shardOf(h)
 	sh.mu.Lock()
 	if s, ok := sh.find(h, in.id); ok {
 		sh.remove(s)
+		replaced = true
 	}
 	s, gen := sh.add(h, in, in.status)
 	sh.order = append(sh.order, token(s, gen))
 	sh.mu.Unlock()
+	return replaced
 }
 
 // insertRecord remembers the request that record r (at seq) made.

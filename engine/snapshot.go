@@ -451,6 +451,10 @@ func readSnapshot(fs vfs.FS, path string, wantSeq uint64, idsMax int) (*State, e
 		}
 		st.skus[s.id] = s
 	}
+	// What the open reservations hold, per SKU: every state's reserved
+	// counter is exactly that (recovery queues them for expiry, and each
+	// expiry takes its items from reserved).
+	open := map[string]int64{}
 	for _, t := range []*table{st.requests, st.restocks, st.returns} {
 		n := r.count()
 		// Sized once: no rehashing while loading. An entry takes at least
@@ -499,6 +503,16 @@ func readSnapshot(fs vfs.FS, path string, wantSeq uint64, idsMax int) (*State, e
 				r.err = fmt.Errorf("entry %q twice", q.id)
 				break
 			}
+			if t == st.requests && q.kind == wal.KindReserve && q.status == statusReserved {
+				for _, it := range items[:k] {
+					open[it.SKU] += it.Qty
+				}
+			}
+		}
+	}
+	for id, s := range st.skus {
+		if r.err == nil && open[id] != s.reserved {
+			r.err = fmt.Errorf("sku %s: reserved %d, its open reservations hold %d", id, s.reserved, open[id])
 		}
 	}
 	if r.err == nil && len(r.b) != 0 {

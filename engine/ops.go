@@ -59,14 +59,22 @@ func (e *Engine) take(ctx context.Context, kind wal.Kind, id, user string, items
 	if err != nil {
 		return Result{}, err
 	}
+	hash := bodyHash(kind, user, items, int64(ttl/time.Millisecond))
 	if user == "" {
 		for _, r := range refs {
 			if r.limit.Load() > 0 {
+				// A retry of a success replays, even if a limit was set
+				// since: a retry gets the original outcome.
+				if prior, found, _ := e.requests.peek(id); found {
+					t := takeReq{kind: kind, id: id, hash: hash}
+					if res, err := t.replay(prior); err == nil {
+						return res, nil
+					}
+				}
 				return Result{}, badRequest("user_id: required, sku %s has a per-user limit", r.id)
 			}
 		}
 	}
-	hash := bodyHash(kind, user, items, int64(ttl/time.Millisecond))
 	if err := e.enter(); err != nil {
 		return Result{}, err
 	}

@@ -863,3 +863,35 @@ func TestRecovering(t *testing.T) {
 		}
 	}
 }
+
+// TestReplayAfterLimitSet: a deduct or reservation that succeeded without a
+// user_id replays (200, replayed:true, the original seq) after a per-user
+// limit is set on its SKU: a retry gets the original outcome (DESIGN,
+// invariant 4), as it does after a sell-out. A new id without a user_id is
+// still 400.
+func TestReplayAfterLimitSet(t *testing.T) {
+	e := newEnv(t, Config{AdminToken: testToken})
+	e.putSKU("A", 10, "")
+	e.putSKU("B", 10, "")
+	bodies := []struct{ path, body string }{
+		{"/v1/deduct", `{"request_id":"one","items":[{"sku":"A","qty":1}]}`},
+		{"/v1/reserve", `{"request_id":"two","items":[{"sku":"A","qty":1}]}`},
+		{"/v1/deduct", `{"request_id":"many","items":[{"sku":"A","qty":1},{"sku":"B","qty":1}]}`},
+	}
+	seqs := make([]int64, len(bodies))
+	for i, b := range bodies {
+		a := e.do("POST", b.path, "", b.body)
+		want(t, a, 200, "")
+		seqs[i] = a.num("seq")
+	}
+	e.putSKU("A", 10, "2")
+	for i, b := range bodies {
+		a := e.do("POST", b.path, "", b.body)
+		if want(t, a, 200, ""); !a.boolean("replayed") || a.num("seq") != seqs[i] {
+			t.Fatalf("retry of %s after the limit was set: %s (first seq %d)", b.body, a.raw, seqs[i])
+		}
+	}
+	want(t, e.do("POST", "/v1/deduct", "", `{"request_id":"new","items":[{"sku":"A","qty":1}]}`), 400, "bad_request")
+	// Another body under a used id is still judged afresh: 400 first.
+	want(t, e.do("POST", "/v1/deduct", "", `{"request_id":"one","items":[{"sku":"A","qty":2}]}`), 400, "bad_request")
+}

@@ -602,6 +602,11 @@ func (s *Server) doReturn(ctx *fasthttp.RequestCtx, st *reqState, rctx context.C
 	return fasthttp.StatusOK
 }
 
+// readTimedOut is the answer to a read that runs out of time: unlike
+// mapError's 504 for a change, nothing can have been applied.
+var readTimedOut = apiError{status: fasthttp.StatusGatewayTimeout, code: codeTimeout,
+	msg: "the request timed out; a read changes nothing, run it again"}
+
 // badSKUPath is the answer for a SKU id in a path that is not a valid id.
 var badSKUPath = apiError{status: fasthttp.StatusBadRequest, code: codeBadRequest,
 	msg: "sku in the path: must be 1..64 bytes of [A-Za-z0-9._:-]"}
@@ -616,6 +621,9 @@ func (s *Server) getSKU(ctx *fasthttp.RequestCtx, st *reqState, started time.Tim
 	}
 	state, err := s.eng.Get(s.requestCtx(started), s.skuString(sku))
 	s.inflight.Add(-1)
+	if errors.Is(err, context.DeadlineExceeded) {
+		return s.fail(ctx, st, epGetSKU, readTimedOut)
+	}
 	if err != nil {
 		return s.fail(ctx, st, epGetSKU, mapError(err))
 	}
@@ -710,6 +718,9 @@ func (s *Server) syncStatus(ctx *fasthttp.RequestCtx, st *reqState) int {
 	rctx, cancel := context.WithTimeout(context.Background(), AdminTimeoutDefault)
 	defer cancel()
 	status, err := s.syncer.Status(rctx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		return s.fail(ctx, st, epSync, readTimedOut)
+	}
 	if err != nil {
 		return s.fail(ctx, st, epSync, mapError(err))
 	}

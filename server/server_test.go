@@ -339,6 +339,7 @@ func TestBadRequests(t *testing.T) {
 type stubBackend struct {
 	deduct func(context.Context, engine.DeductRequest) (engine.Result, error)
 	setSKU func(context.Context, engine.SetSKURequest) (engine.SKUState, engine.Result, error)
+	get    func(context.Context, string) (engine.SKUState, error)
 }
 
 func (s *stubBackend) Deduct(ctx context.Context, r engine.DeductRequest) (engine.Result, error) {
@@ -365,8 +366,11 @@ func (s *stubBackend) SetSKU(ctx context.Context, r engine.SetSKURequest) (engin
 	}
 	return s.setSKU(ctx, r)
 }
-func (s *stubBackend) Get(context.Context, string) (engine.SKUState, error) {
-	return engine.SKUState{}, errors.New("stub")
+func (s *stubBackend) Get(ctx context.Context, sku string) (engine.SKUState, error) {
+	if s.get == nil {
+		return engine.SKUState{}, errors.New("stub")
+	}
+	return s.get(ctx, sku)
 }
 func (s *stubBackend) Available(string) (int64, bool) { return 1, true }
 func (s *stubBackend) Err() error                     { return nil }
@@ -621,11 +625,15 @@ func TestConnsMax(t *testing.T) {
 }
 
 type fakeSyncer struct {
-	drift bool
-	err   error
+	drift     bool
+	err       error
+	statusErr error
 }
 
 func (f fakeSyncer) Status(context.Context) (any, error) {
+	if f.statusErr != nil {
+		return nil, f.statusErr
+	}
 	return map[string]any{"checkpoint": 42}, nil
 }
 func (f fakeSyncer) Reconcile(context.Context) (any, bool, error) {
@@ -894,4 +902,25 @@ func TestReplayAfterLimitSet(t *testing.T) {
 	want(t, e.do("POST", "/v1/deduct", "", `{"request_id":"new","items":[{"sku":"A","qty":1}]}`), 400, "bad_request")
 	// Another body under a used id is still judged afresh: 400 first.
 	want(t, e.do("POST", "/v1/deduct", "", `{"request_id":"one","items":[{"sku":"A","qty":2}]}`), 400, "bad_request")
+}
+
+// TestReadTimeout504: a read that runs out of time (GET /v1/skus/{sku},
+// GET /v1/sync) answers 504 timeout saying nothing was changed, not the
+// change endpoints' "it may have been applied: retry with the same id".
+func TestReadTimeout504(t *testing.T) {
+	stub := &stubBackend{get: func(ctx context.Context, sku string) (engine.SKUState, error) {
+		<-ctx.Done()
+		return engine.SKUState{}, ctx.Err()
+	}}
+	var client *fasthttp.Client
+	serveInMemory(t, stub, Config{RequestTimeout: 30 * time.Millisecond}, &client)
+	a := doRequest(t, client, "GET", "/v1/skus/A", "", "")
+	if want(t, a, 504, "timeout"); strings.Contains(a.raw, "applied") || !strings.Contains(a.raw, "changes nothing") {
+		t.Fatalf("GET past its deadline: %s", a.raw)
+	}
+	slow := newEnv(t, Config{AdminToken: testToken, Syncer: fakeSyncer{statusErr: fmt.Errorf("status: %w", context.DeadlineExceeded)}})
+	a = slow.do("GET", "/v1/sync", testToken, "")
+	if want(t, a, 504, "timeout"); strings.Contains(a.raw, "applied") || !strings.Contains(a.raw, "changes nothing") {
+		t.Fatalf("sync status past its deadline: %s", a.raw)
+	}
 }

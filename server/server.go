@@ -607,6 +607,16 @@ func (s *Server) doReturn(ctx *fasthttp.RequestCtx, st *reqState, rctx context.C
 var readTimedOut = apiError{status: fasthttp.StatusGatewayTimeout, code: codeTimeout,
 	msg: "the request timed out; a read changes nothing, run it again"}
 
+// putTimedOut and restockTimedOut are the 504 answers of the admin changes,
+// which answer the SKU (no replayed) on a retry: mapError's message
+// promises replayed:true.
+var (
+	putTimedOut = apiError{status: fasthttp.StatusGatewayTimeout, code: codeTimeout,
+		msg: "the request timed out; it may have been applied: send the same PUT again (it sets the total, so a second one changes nothing more)"}
+	restockTimedOut = apiError{status: fasthttp.StatusGatewayTimeout, code: codeTimeout,
+		msg: "the request timed out; it may have been applied: retry with the same id and body (a retry of an applied restock adds nothing and answers the SKU as it is now)"}
+)
+
 // badSKUPath is the answer for a SKU id in a path that is not a valid id.
 var badSKUPath = apiError{status: fasthttp.StatusBadRequest, code: codeBadRequest,
 	msg: "sku in the path: must be 1..64 bytes of [A-Za-z0-9._:-]"}
@@ -650,6 +660,9 @@ func (s *Server) putSKU(ctx *fasthttp.RequestCtx, st *reqState, rctx context.Con
 	}
 	state, _, err := s.eng.SetSKU(rctx, req)
 	s.release(st)
+	if errors.Is(err, context.DeadlineExceeded) {
+		return s.fail(ctx, st, epPutSKU, putTimedOut)
+	}
 	if err != nil {
 		return s.fail(ctx, st, epPutSKU, mapError(err))
 	}
@@ -672,6 +685,9 @@ func (s *Server) restockSKU(ctx *fasthttp.RequestCtx, st *reqState, rctx context
 	}
 	state, _, err := s.eng.Restock(rctx, engine.RestockRequest{RequestID: string(b.requestID), SKU: id, Qty: b.qty})
 	s.release(st)
+	if errors.Is(err, context.DeadlineExceeded) {
+		return s.fail(ctx, st, epRestock, restockTimedOut)
+	}
 	if err != nil {
 		return s.fail(ctx, st, epRestock, mapError(err))
 	}

@@ -337,9 +337,10 @@ func TestBadRequests(t *testing.T) {
 // stubBackend answers Deduct (and SetSKU, when set) with a function; every
 // other change fails.
 type stubBackend struct {
-	deduct func(context.Context, engine.DeductRequest) (engine.Result, error)
-	setSKU func(context.Context, engine.SetSKURequest) (engine.SKUState, engine.Result, error)
-	get    func(context.Context, string) (engine.SKUState, error)
+	deduct  func(context.Context, engine.DeductRequest) (engine.Result, error)
+	setSKU  func(context.Context, engine.SetSKURequest) (engine.SKUState, engine.Result, error)
+	get     func(context.Context, string) (engine.SKUState, error)
+	restock func(context.Context, engine.RestockRequest) (engine.SKUState, engine.Result, error)
 }
 
 func (s *stubBackend) Deduct(ctx context.Context, r engine.DeductRequest) (engine.Result, error) {
@@ -357,8 +358,11 @@ func (s *stubBackend) Cancel(context.Context, string) (engine.Result, error) {
 func (s *stubBackend) Return(context.Context, engine.ReturnRequest) (engine.Result, error) {
 	return engine.Result{}, errors.New("stub")
 }
-func (s *stubBackend) Restock(context.Context, engine.RestockRequest) (engine.SKUState, engine.Result, error) {
-	return engine.SKUState{}, engine.Result{}, errors.New("stub")
+func (s *stubBackend) Restock(ctx context.Context, r engine.RestockRequest) (engine.SKUState, engine.Result, error) {
+	if s.restock == nil {
+		return engine.SKUState{}, engine.Result{}, errors.New("stub")
+	}
+	return s.restock(ctx, r)
 }
 func (s *stubBackend) SetSKU(ctx context.Context, r engine.SetSKURequest) (engine.SKUState, engine.Result, error) {
 	if s.setSKU == nil {
@@ -922,5 +926,36 @@ func TestReadTimeout504(t *testing.T) {
 	a = slow.do("GET", "/v1/sync", testToken, "")
 	if want(t, a, 504, "timeout"); strings.Contains(a.raw, "applied") || !strings.Contains(a.raw, "changes nothing") {
 		t.Fatalf("sync status past its deadline: %s", a.raw)
+	}
+}
+
+// TestAdminTimeout504: a PUT or restock still waiting at the deadline
+// answers 504 timeout (it may have been applied) without promising what
+// their retries do not answer: neither has replayed in its answer (both
+// answer the SKU), and a PUT has no id.
+func TestAdminTimeout504(t *testing.T) {
+	wait := func(ctx context.Context) error {
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	stub := &stubBackend{
+		setSKU: func(ctx context.Context, r engine.SetSKURequest) (engine.SKUState, engine.Result, error) {
+			return engine.SKUState{}, engine.Result{}, wait(ctx)
+		},
+		restock: func(ctx context.Context, r engine.RestockRequest) (engine.SKUState, engine.Result, error) {
+			return engine.SKUState{}, engine.Result{}, wait(ctx)
+		},
+	}
+	var client *fasthttp.Client
+	serveInMemory(t, stub, Config{AdminToken: testToken, RequestTimeout: 30 * time.Millisecond}, &client)
+	a := doRequest(t, client, "PUT", "/v1/skus/A", testToken, `{"total":5}`)
+	if want(t, a, 504, "timeout"); strings.Contains(a.raw, "replayed") || strings.Contains(a.raw, "same id") ||
+		!strings.Contains(a.raw, "may have been applied") {
+		t.Fatalf("PUT past its deadline: %s", a.raw)
+	}
+	a = doRequest(t, client, "POST", "/v1/skus/A/restock", testToken, `{"request_id":"rs","qty":5}`)
+	if want(t, a, 504, "timeout"); strings.Contains(a.raw, "replayed") || !strings.Contains(a.raw, "same id") ||
+		!strings.Contains(a.raw, "may have been applied") {
+		t.Fatalf("restock past its deadline: %s", a.raw)
 	}
 }

@@ -1,16 +1,24 @@
 package engine
 
 import (
+	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 )
 
-// mailboxThroughput is how many messages a sender runs the actor for before
-// it hands the mailbox to a goroutine of its own and goes back to its call, so
-// that a queue that keeps filling cannot keep a caller (past its deadline).
-const mailboxThroughput = 300
+// mailboxThroughput is how many messages a runner handles before it yields
+// the processor (runtime.Gosched). A sender that has run the actor for
+// mailboxRunMax by then hands the mailbox to a goroutine of its own and goes
+// back to its call, so that a queue that keeps filling cannot keep a caller
+// (past its deadline). Handing over at every yield instead cost the hot SKU
+// 5-10 % (docs/benchmarks.md).
+const (
+	mailboxThroughput = 300
+	mailboxRunMax     = 5 * time.Millisecond
+)
 
 const (
 	mailboxIdle int32 = iota
@@ -25,8 +33,8 @@ const (
 //
 //   - The actor runs on the goroutine of the sender that finds the mailbox
 //     idle (as with protoactor's synchronized dispatcher), so a message costs
-//     no goroutine start; only a run longer than mailboxThroughput messages
-//     goes on in a new goroutine.
+//     no goroutine start; only a run longer than mailboxRunMax goes on in a
+//     new goroutine.
 //   - When nothing is queued, that sender hands its message to the actor
 //     directly instead of queueing it and taking it out again.
 //   - When the queue runs dry, while it still holds the mailbox, it calls end
@@ -129,11 +137,12 @@ func (m *skuMailbox) runAndRelease(first any) {
 }
 
 // run handles messages until none is left (or the mailbox is suspended), or
-// until it has handled mailboxThroughput of them and handed the mailbox, still
-// running, to a new goroutine (handedOver). A panic in the actor ends the run
-// and goes to the supervisor, as in protoactor's default mailbox.
+// until it has run for mailboxRunMax and handed the mailbox, still running,
+// to a new goroutine (handedOver). A panic in the actor ends the run and goes
+// to the supervisor, as in protoactor's default mailbox.
 func (m *skuMailbox) run(first any) (handedOver bool) {
 	var msg any
+	start := time.Now()
 	defer func() {
 		if r := recover(); r != nil {
 			m.invoker.EscalateFailure(r, msg)
@@ -145,8 +154,12 @@ func (m *skuMailbox) run(first any) (handedOver bool) {
 	}
 	for i := 0; ; i++ {
 		if i == mailboxThroughput {
-			go m.runAndRelease(nil)
-			return true
+			if time.Since(start) >= mailboxRunMax {
+				go m.runAndRelease(nil)
+				return true
+			}
+			i = 0
+			runtime.Gosched()
 		}
 		if m.sysN.Load() > 0 {
 			msg = m.pop(&m.sys)

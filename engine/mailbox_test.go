@@ -6,8 +6,8 @@ import (
 )
 
 // refillInvoker keeps the mailbox it serves busy: every message it handles
-// posts another, until it has handled stopAt of them, where it blocks until
-// release is closed.
+// takes 50 µs and posts another, until it has handled stopAt of them, where
+// it blocks until release is closed.
 type refillInvoker struct {
 	m       *skuMailbox
 	handled int
@@ -18,6 +18,8 @@ type refillInvoker struct {
 func (v *refillInvoker) InvokeSystemMessage(any) {}
 
 func (v *refillInvoker) InvokeUserMessage(any) {
+	for t := time.Now(); time.Since(t) < 50*time.Microsecond; {
+	}
 	v.handled++
 	if v.handled == v.stopAt {
 		<-v.release
@@ -32,11 +34,11 @@ func (v *refillInvoker) EscalateFailure(reason, _ any) { panic(reason) }
 
 // TestMailboxLetsTheSenderGo: a sender that finds the mailbox idle runs the
 // actor on its own goroutine, but not for as long as messages keep coming:
-// after mailboxThroughput messages another goroutine takes over, and the
+// once it has run for mailboxRunMax another goroutine takes over, and the
 // sender goes back to its own call (and its deadline).
 func TestMailboxLetsTheSenderGo(t *testing.T) {
 	m := &skuMailbox{end: func() {}}
-	v := &refillInvoker{m: m, stopAt: 10 * mailboxThroughput, release: make(chan struct{})}
+	v := &refillInvoker{m: m, stopAt: 3 * mailboxThroughput, release: make(chan struct{})}
 	m.RegisterHandlers(v, nil)
 	returned := make(chan struct{})
 	go func() {

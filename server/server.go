@@ -66,9 +66,10 @@ type Server struct {
 	hasToken bool
 	tokenSum [sha256.Size]byte
 
-	inflight atomic.Int64
-	stripes  [skuStripes]stripe
-	closing  atomic.Bool
+	inflight    atomic.Int64
+	reconciling atomic.Bool // one reconcile at a time: each scans whole tables
+	stripes     [skuStripes]stripe
+	closing     atomic.Bool
 
 	deadline atomic.Pointer[deadlineSlot]
 	states   sync.Pool // *reqState
@@ -747,6 +748,11 @@ func (s *Server) reconcile(ctx *fasthttp.RequestCtx, st *reqState) int {
 	if s.syncer == nil {
 		return s.fail(ctx, st, epReconcile, syncDisabled)
 	}
+	if !s.reconciling.CompareAndSwap(false, true) {
+		return s.fail(ctx, st, epReconcile, apiError{status: fasthttp.StatusServiceUnavailable, code: codeOverloaded,
+			msg: "a reconcile is already running (one at a time); retry after Retry-After seconds"})
+	}
+	defer s.reconciling.Store(false)
 	rctx, cancel := context.WithTimeout(context.Background(), AdminTimeoutDefault)
 	defer cancel()
 	report, drift, err := s.syncer.Reconcile(rctx)

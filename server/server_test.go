@@ -632,6 +632,9 @@ type fakeSyncer struct {
 	drift     bool
 	err       error
 	statusErr error
+	// With started set, Reconcile sends on it, then waits for release.
+	started chan struct{}
+	release chan struct{}
 }
 
 func (f fakeSyncer) Status(context.Context) (any, error) {
@@ -641,6 +644,10 @@ func (f fakeSyncer) Status(context.Context) (any, error) {
 	return map[string]any{"checkpoint": 42}, nil
 }
 func (f fakeSyncer) Reconcile(context.Context) (any, bool, error) {
+	if f.started != nil {
+		f.started <- struct{}{}
+		<-f.release
+	}
 	if f.err != nil {
 		return nil, false, f.err
 	}
@@ -672,6 +679,38 @@ func TestSyncEndpoints(t *testing.T) {
 	}
 	broken := newEnv(t, Config{AdminToken: testToken, Syncer: fakeSyncer{err: errors.New("connection refused")}})
 	want(t, broken.do("POST", "/v1/reconcile", testToken, ""), 500, "internal")
+}
+
+// TestReconcileOneAtATime: a reconcile scans whole tables, so a second one
+// while the first runs is refused (503 overloaded), not run beside it.
+func TestReconcileOneAtATime(t *testing.T) {
+	f := fakeSyncer{started: make(chan struct{}), release: make(chan struct{})}
+	e := newEnv(t, Config{AdminToken: testToken, Syncer: f})
+	first := make(chan int, 1) // its status (0: no answer); t.Fatal is not for other goroutines
+	go func() {
+		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+		req.SetRequestURI("http://flashsale/v1/reconcile")
+		req.Header.SetMethod("POST")
+		req.Header.Set("Authorization", "Bearer "+testToken)
+		if err := e.client.DoTimeout(req, resp, 30*time.Second); err != nil {
+			first <- 0
+			return
+		}
+		first <- resp.StatusCode()
+	}()
+	<-f.started
+	a := e.do("POST", "/v1/reconcile", testToken, "")
+	if want(t, a, 503, "overloaded"); !strings.Contains(a.raw, "already running") {
+		t.Fatalf("second reconcile: %s", a.raw)
+	}
+	close(f.release)
+	if status := <-first; status != 200 {
+		t.Fatalf("first reconcile: status %d", status)
+	}
+	go func() { <-f.started }()
+	if a := e.do("POST", "/v1/reconcile", testToken, ""); a.status != 200 {
+		t.Fatalf("reconcile after the first ended: %d %s", a.status, a.raw)
+	}
 }
 
 // TestReadyz: 503 once shutdown begins or the engine is closed.

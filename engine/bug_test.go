@@ -206,3 +206,71 @@ func TestBugAnswersQueuedMessages(t *testing.T) {
 		}
 	}
 }
+
+// TestRetryWaitsForItsQueuedOriginal: a retry must not be answered sold_out
+// by the sold-out shortcut while its original is still queued at the SKU's
+// actor, unclaimed: the original can still succeed (stock freed ahead of it),
+// and the retry must then replay it.
+func TestRetryWaitsForItsQueuedOriginal(t *testing.T) {
+	ctx := context.Background()
+	e := openTest(t, t.TempDir(), newFakeClock(), nil)
+	defer e.Close()
+	mustSet(t, e, "s", 2, 0)
+	if _, err := e.Reserve(ctx, ReserveRequest{RequestID: "r0", Items: []Item{{SKU: "s", Qty: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	ref := e.ref("s")
+	queued := func(n int32) {
+		for ref.mailbox.userN.Load() != n {
+			runtime.Gosched()
+		}
+	}
+	deduct := func(id string) <-chan error {
+		errc := make(chan error, 1)
+		go func() {
+			_, err := e.Deduct(ctx, DeductRequest{RequestID: id, Items: []Item{{SKU: "s", Qty: 1}}})
+			errc <- err
+		}()
+		return errc
+	}
+	// The actor's queue, behind a held get: t1 takes the last free unit, a
+	// second get holds the actor once t1 is decided, r0's cancel frees a
+	// unit, and d1 comes last.
+	hold0 := holdActor(e, ref)
+	t1 := deduct("t1")
+	queued(1)
+	hold1 := make(chan SKUState)
+	go e.root.Send(ref.pid, &getMsg{reply: hold1})
+	queued(2)
+	cancelled := make(chan error, 1)
+	go func() {
+		_, err := e.Cancel(ctx, "r0")
+		cancelled <- err
+	}()
+	queued(3)
+	d1 := deduct("d1")
+	queued(4)
+	<-hold0
+	for ref.available.Load() != 0 { // t1 decided; the actor is held again
+		runtime.Gosched()
+	}
+	retry := deduct("d1")
+	var early error
+	select {
+	case err := <-retry:
+		early = fmt.Errorf("the retry of d1 was answered (%v) while d1 was still queued", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	<-hold1
+	if early != nil {
+		t.Fatal(early)
+	}
+	for name, errc := range map[string]<-chan error{"t1": t1, "r0's cancel": cancelled, "d1": d1, "the retry of d1": retry} {
+		if err := <-errc; err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	if st := mustGet(t, e, "s"); st.Sold != 2 || st.Available != 0 || st.Reserved != 0 {
+		t.Fatalf("after t1 and d1: %+v", st)
+	}
+}

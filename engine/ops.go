@@ -195,8 +195,10 @@ func (op *takeOp) answer(res Result, err error) {
 func (e *Engine) takeOne(ctx context.Context, ref *skuRef, t takeReq, qty int64) (Result, error) {
 	for {
 		// Sold out: answered here, without a hop to the actor, unless the
-		// id succeeded before (then it replays).
-		if ref.available.Load() == 0 {
+		// id succeeded before (then it replays), or a take is on its way
+		// through the actor (it could be this id's original, not claimed
+		// yet, which stock freed ahead of it can still let through).
+		if ref.available.Load() == 0 && ref.inflight.Load() == 0 {
 			prior, found, busy := e.requests.peek(t.id)
 			switch {
 			case found:

@@ -64,8 +64,16 @@ func (e *Engine) take(ctx context.Context, kind wal.Kind, id, user string, items
 		for _, r := range refs {
 			if r.limit.Load() > 0 {
 				// A retry of a success replays, even if a limit was set
-				// since: a retry gets the original outcome.
-				if prior, found, _ := e.requests.peek(id); found {
+				// since: a retry gets the original outcome (waited for
+				// while it is in flight, as takeOne and claim do).
+				prior, found, busy := e.requests.peek(id)
+				for busy {
+					if err := e.requests.waitIdle(ctx, id); err != nil {
+						return Result{}, err
+					}
+					prior, found, busy = e.requests.peek(id)
+				}
+				if found {
 					t := takeReq{kind: kind, id: id, hash: hash}
 					if res, err := t.replay(prior); err == nil {
 						return res, nil
